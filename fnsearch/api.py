@@ -1,0 +1,308 @@
+"""``tune()``: the product. Spec -> data -> search -> result -> run folder, in that order.
+
+It never prints to stdout and never exits: progress goes to the ``fnsearch`` logger (and the
+optional ``progress`` callback), mistakes raise :class:`~fnsearch.errors.FnsearchError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+from .costs import theory_weight
+from .data import Dataset, prepare_dataset, resolve_folds
+from .errors import StorageError
+from .result import TuneResult, build_result
+from .runfolder import LOG, SUMMARY, write_run
+from .search import (
+    Evaluator,
+    SearchStats,
+    make_storage,
+    open_study,
+    population_size,
+    requeue_interrupted,
+    run_search,
+    weight_range,
+)
+from .spec import Spec, load_spec
+from .train import TrainConfig, resolve_device
+
+__all__ = ["Progress", "WorkSummary", "rebuild", "tune", "work"]
+
+log = logging.getLogger("fnsearch")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Handed to the ``progress`` callback after every round of trials."""
+
+    finished: int
+    total: int
+    best_value: float | None
+    best_weight: float | None
+    seconds: float
+
+
+# Keys whose change alters what a trial measures: a study made with other values is refused.
+_FINGERPRINT_KEYS = {
+    "study": ("seed",),
+    "data": ("path", "label", "positive", "drop", "val", "test", "sep", "decimal", "na_values",
+             "encoding"),
+    "cost": ("fn", "fp", "tp", "tn"),
+    "search": ("low", "high", "folds"),
+    "model": ("kind", "hidden", "activation", "epochs", "batch_size", "lr", "weight_decay",
+              "patience"),
+}
+
+
+def _fingerprint(spec: Spec) -> str:
+    d = spec.to_dict()
+    picked = {s: {k: d[s][k] for k in keys} for s, keys in _FINGERPRINT_KEYS.items()}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Plan:
+    """Everything fixed before the first trial: validated data, device, weights, training."""
+
+    spec: Spec
+    device: torch.device
+    dataset: Dataset
+    w_star: float
+    low: float
+    high: float
+    config: TrainConfig
+    n_folds: int
+    population: int
+
+    @classmethod
+    def make(cls, spec: Spec) -> _Plan:
+        device = resolve_device(spec.model["device"])
+        if spec.model["device"] == "auto" and device.type == "cpu":
+            log.info("device auto: no CUDA GPU visible, training on the CPU")
+        dataset = prepare_dataset(spec)
+        train = dataset.train
+        w_star = theory_weight(dataset.y[train], dataset.costs.take(train))
+        positives = max(1, int(dataset.y[train].sum()))
+        ratio = (train.size - positives) / positives
+        low, high = weight_range(spec, w_star, ratio)
+        n_folds = resolve_folds(spec.search["folds"], dataset.pool.size)
+        population = population_size(spec, spec.study["n_trials"])
+        return cls(spec, device, dataset, w_star, low, high, TrainConfig.from_spec(spec), n_folds,
+                   population)
+
+    def study_attrs(self) -> dict[str, Any]:
+        return {"fingerprint": _fingerprint(self.spec), "spec": self.spec.to_dict(),
+                "theory_weight": self.w_star, "low": self.low, "high": self.high}
+
+
+def tune(
+    spec: str | os.PathLike[str] | Mapping[str, Any] | Spec,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> TuneResult:
+    """Search the false-negative weight for a spec and return the result.
+
+    ``spec`` is a TOML path, a dict or a :class:`~fnsearch.spec.Spec`; ``overrides`` maps dotted keys
+    to values (``{"model.hidden": [32]}``). With ``out=None`` nothing is written and the study lives
+    in memory (unless ``storage`` names one); with ``out`` the run folder is written there and a
+    rerun resumes the stored study. ``n_trials`` is the study's total of finished trials.
+    """
+    spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
+    plan = _Plan.make(spec)  # every user mistake in spec or data surfaces here, before any write
+    run_dir = Path(out) if out is not None else None
+    with _run_context(spec, run_dir):
+        store = make_storage(spec.study["storage"], run_dir)
+        study = open_study(spec, store, seed_attrs=plan.study_attrs(), low=plan.low,
+                           high=plan.high, n_grid=spec.study["n_trials"])
+        if spec.study["storage"] is None:
+            requeue_interrupted(study)  # the run folder's own file: nobody else is running on it
+        log.info("study %r: %d trials, population %d, %d fold(s), weights %.3g-%.3g, w* = %.4g, %s",
+                 spec.study["name"], spec.study["n_trials"], plan.population, plan.n_folds,
+                 plan.low, plan.high, plan.w_star, plan.device)
+        stats = run_search(
+            study, Evaluator(plan.dataset, plan.config, plan.device),
+            n_trials=spec.study["n_trials"], population=plan.population, low=plan.low,
+            high=plan.high, max_failed=spec.study["max_failed"],
+            on_batch=_reporter(progress),
+        )
+        return _finish(plan, study, stats, run_dir)
+
+
+@dataclass(frozen=True)
+class WorkSummary:
+    """What a worker leaves behind in the shared study."""
+
+    finished: int
+    complete: int
+    trials_run: int
+
+
+def work(
+    spec: str | os.PathLike[str] | Mapping[str, Any] | Spec,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> WorkSummary:
+    """Join (or create) the spec's study in shared storage and run trials until it holds
+    ``n_trials`` finished trials. Writes no run folder; build the result with :func:`rebuild`."""
+    spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
+    if spec.study["storage"] is None:
+        raise StorageError("a worker needs shared storage: pass --storage URL (or set "
+                           "FNSEARCH_STORAGE / [study] storage)")
+    plan = _Plan.make(spec)
+    with _run_context(spec, None):
+        study = open_study(spec, make_storage(spec.study["storage"], None),
+                           seed_attrs=plan.study_attrs(), low=plan.low, high=plan.high,
+                           n_grid=spec.study["n_trials"])
+        stats = run_search(
+            study, Evaluator(plan.dataset, plan.config, plan.device),
+            n_trials=spec.study["n_trials"], population=plan.population, low=plan.low,
+            high=plan.high, max_failed=spec.study["max_failed"], on_batch=_reporter(progress),
+        )
+    from optuna.trial import TrialState
+
+    from .search import finished_count
+
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return WorkSummary(finished_count(study), complete, stats.trials_run)
+
+
+def rebuild(
+    run_dir: str | os.PathLike[str] | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> TuneResult:
+    """Rebuild the result (and, with a folder, ``summary.json`` and ``report.html``) from storage.
+
+    Give a run folder (its ``study.log``, or ``storage`` for a study kept elsewhere), or ``storage``
+    and ``study_name``; ``out`` is where to write (default: the run folder).
+    """
+    target = Path(out) if out is not None else (Path(run_dir) if run_dir is not None else None)
+    if storage is None and run_dir is not None:
+        storage_obj = _run_folder_storage(Path(run_dir))
+    elif storage is not None:
+        storage_obj = make_storage(storage, None)
+    else:
+        raise StorageError("give a run folder, or --storage URL with --study NAME")
+    if study_name is None:
+        study_name = _study_name(storage_obj, run_dir)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_obj)
+    except KeyError:
+        names = optuna.get_all_study_names(storage_obj)
+        raise StorageError(f"no study {study_name!r} in that storage; it holds "
+                           f"{', '.join(map(repr, names)) or 'no studies'}") from None
+    stored = study.user_attrs.get("spec")
+    if stored is None:
+        raise StorageError(f"study {study_name!r} was not made by fnsearch (no spec stored)")
+    spec = load_spec(stored, storage=storage)
+    plan = _Plan.make(spec)
+    with _run_context(spec, target):
+        stats = SearchStats(population=plan.population)
+        return _finish(plan, study, stats, target)
+
+
+def _finish(plan: _Plan, study: optuna.Study, stats: SearchStats, run_dir: Path | None) -> TuneResult:
+    result = build_result(
+        plan.spec, plan.dataset, study, config=plan.config, device=plan.device, stats=stats,
+        w_star=plan.w_star, low=plan.low, high=plan.high, n_folds=plan.n_folds,
+    )
+    if run_dir is not None:
+        write_run(result, run_dir)
+        log.info("wrote %s", run_dir / SUMMARY)
+    return result
+
+
+def _run_folder_storage(run_dir: Path) -> optuna.storages.BaseStorage:
+    if (run_dir / "study.log").is_file():
+        return make_storage(None, run_dir)
+    summary = run_dir / SUMMARY
+    if summary.is_file():
+        url = json.loads(summary.read_text(encoding="utf-8"))["spec"]["study"]["storage"]
+        if url and "***" not in url:
+            return make_storage(url, None)
+        if url:
+            raise StorageError(f"{run_dir} was run on {url}: pass --storage with the password (or "
+                               "set FNSEARCH_STORAGE)")
+    raise StorageError(f"{str(run_dir)!r} holds no study (no study.log or summary.json); check the "
+                       "path or give --storage and --study")
+
+
+def _study_name(storage: optuna.storages.BaseStorage, run_dir: Any) -> str:
+    if run_dir is not None and (Path(run_dir) / SUMMARY).is_file():
+        return json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))["study"]["name"]
+    names = optuna.get_all_study_names(storage)
+    if len(names) != 1:
+        raise StorageError(f"the storage holds {len(names)} studies ({', '.join(names)}); name one "
+                           "with --study")
+    return names[0]
+
+
+def _reporter(progress: Callable[[Progress], None] | None):
+    import time
+
+    start = time.perf_counter()
+
+    def on_batch(study: optuna.Study, total: int) -> None:
+        from .search import finished_count
+
+        done = finished_count(study)
+        try:
+            best = study.best_trial
+            bv, bw = best.value, best.params.get("pos_weight")
+        except ValueError:
+            bv = bw = None
+        log.info("trials %d/%d, best validation cost %s", done, total,
+                 "n/a" if bv is None else f"{bv:.4f} at w = {bw:.3g}")
+        if progress is not None:
+            progress(Progress(done, total, bv, bw, time.perf_counter() - start))
+
+    return on_batch
+
+
+@contextlib.contextmanager
+def _run_context(spec: Spec, run_dir: Path | None) -> Iterator[None]:
+    """Quiet Optuna's per-trial lines, apply [model] threads, and log to ``run.log``."""
+    handler = None
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(run_dir / LOG, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    threads = torch.get_num_threads()
+    if spec.model["threads"] != "auto":
+        torch.set_num_threads(int(spec.model["threads"]))
+    np_err = np.seterr(over="ignore")  # exp overflow in sigmoid of extreme logits is exact (0 or 1)
+    try:
+        yield
+    finally:
+        np.seterr(**np_err)
+        torch.set_num_threads(threads)
+        optuna.logging.set_verbosity(verbosity)
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()

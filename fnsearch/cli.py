@@ -1,0 +1,228 @@
+"""The ``fnsearch`` command line: a thin shell over :func:`fnsearch.tune` and friends.
+
+Exit codes: 0 ok; 2 a user mistake (one line on stderr, no traceback); 3 the search ran but no trial
+completed; 130 interrupted (rerun the same command to resume); 1 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import FnsearchError, SpecError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_NO_TRIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_EPILOG = """examples:
+  fnsearch search studies/german_credit.toml
+  fnsearch search studies/german_credit.toml --trials 128 --set 'model.hidden=[64]' --out runs/gc64
+  fnsearch predict runs/german_credit new_applicants.csv --out scores.csv
+  fnsearch report runs/german_credit
+  fnsearch datasets
+
+exit codes: 0 ok, 2 user mistake, 3 no trial completed, 130 interrupted (rerun to resume), 1 bug"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, like every user mistake
+        self.exit(EXIT_USER, f"fnsearch: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fnsearch", description="Find the false-negative weight (pos_weight of "
+                "BCE-with-logits) that minimises your own FN/FP costs.", epilog=_EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"fnsearch {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def spec_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("spec", help="study spec (TOML), e.g. studies/german_credit.toml")
+        sp.add_argument("--trials", type=int, metavar="N",
+                        help="total finished trials the study should hold (not 'N more')")
+        sp.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one spec value, parsed as TOML (repeatable), "
+                             "e.g. --set 'model.hidden=[64]' --set data.label=risk")
+        sp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    s = sub.add_parser("search", help="run or resume a study and write the run folder",
+                       description="Run or resume a study and write its run folder (summary.json, "
+                       "report.html, trials.csv, model.pt, ...).",
+                       epilog="example:\n  fnsearch search studies/german_credit.toml --trials 64 "
+                       "--out runs/gc", formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec_args(s)
+    s.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<study name>)")
+    s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: a journal file "
+                   "in the run folder); also FNSEARCH_STORAGE")
+
+    w = sub.add_parser("worker", help="join a study in shared storage and run trials",
+                       description="Join (or create) the spec's study in shared storage and run "
+                       "trials until it holds N finished trials. Writes no run folder.",
+                       epilog="example:\n  fnsearch worker studies/german_credit.toml --storage "
+                       "postgresql://user:pw@db/fnsearch --trials 256",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec_args(w)
+    w.add_argument("--storage", metavar="URL", help="shared storage URL (or FNSEARCH_STORAGE)")
+
+    r = sub.add_parser("report", help="rebuild summary.json and report.html from storage",
+                       description="Rebuild summary.json and report.html from whatever the storage "
+                       "holds.", epilog="examples:\n  fnsearch report runs/german_credit\n  fnsearch "
+                       "report --storage postgresql://u:pw@db/fn --study german_credit --out runs/gc",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("run_dir", nargs="?", help="a run folder")
+    r.add_argument("--storage", metavar="URL", help="storage URL holding the study")
+    r.add_argument("--study", metavar="NAME", help="study name (with --storage)")
+    r.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    pr = sub.add_parser("predict", help="score new rows with a run's chosen model",
+                        description="Score DATA (CSV or Parquet) with the run's chosen model. Output "
+                        "is CSV with columns score,decision in input order: score = sigmoid of the "
+                        "model's logit (not a calibrated probability when pos_weight != 1), "
+                        "decision = 1 when score >= the chosen threshold.",
+                        epilog="example:\n  fnsearch predict runs/german_credit applicants.csv "
+                        "--out scores.csv", formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("run_dir", help="a run folder written by `fnsearch search`")
+    pr.add_argument("data", help="CSV or Parquet with the feature columns (label optional)")
+    pr.add_argument("--out", metavar="FILE", help="write CSV here (default: stdout)")
+
+    sub.add_parser("datasets", help="list the bundled datasets (builtin:NAME)",
+                   description="List the datasets bundled with fnsearch, for [data] path = "
+                   "'builtin:NAME'.", epilog="example:\n  fnsearch datasets",
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return p
+
+
+def _version() -> str:
+    from ._version import __version__
+
+    return __version__
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    from .spec import parse_override_value
+
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise SpecError(f"--set {pair!r} must look like section.key=value, e.g. model.epochs=50")
+        out[key.strip()] = parse_override_value(value.strip())
+    return out
+
+
+def _setup_logging(quiet: bool) -> None:
+    log = logging.getLogger("fnsearch")
+    log.setLevel(logging.INFO)
+    if not quiet and not any(getattr(h, "_fnsearch_cli", False) for h in log.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("fnsearch: %(message)s"))
+        h._fnsearch_cli = True  # type: ignore[attr-defined]
+        log.addHandler(h)
+    log.propagate = False
+
+
+def _print_result(result, run_dir: Path | None) -> None:
+    out = sys.stdout
+    if result.best is None:
+        print("no trial completed; see the report for the reasons", file=out)
+    else:
+        b, t = result.best, result.test
+        print(f"chosen pos_weight {b['pos_weight']:.4g} at threshold {b['threshold']:.3g} "
+              f"({b['policy']}, trial {b['trial']})", file=out)
+        print(f"{'policy (test)':<22}{'cost/example':>14}{'95% interval':>22}{'savings':>10}", file=out)
+        rows = [("chosen", t), *result.baselines.items()]
+        for name, s in rows:
+            lo, hi = s["ci95"]
+            print(f"{name:<22}{s['cost_per_example']:>14.4f}{f'{lo:.4f} to {hi:.4f}':>22}"
+                  f"{s['savings']:>10.1%}", file=out)
+    if run_dir is not None:
+        print(f"report: {run_dir / 'report.html'}", file=out)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .api import tune
+    from .spec import load_spec
+
+    overrides = _overrides(args.set)
+    out = args.out
+    if out is None:
+        name = load_spec(args.spec, overrides).study["name"]
+        out = Path("runs") / name
+    result = tune(args.spec, overrides=overrides, out=out, storage=args.storage,
+                  n_trials=args.trials)
+    _print_result(result, Path(out))
+    return EXIT_OK if result.best is not None else EXIT_NO_TRIAL
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from .api import work
+
+    done = work(args.spec, overrides=_overrides(args.set), storage=args.storage,
+                n_trials=args.trials)
+    print(f"study holds {done.finished} finished trial(s); {done.complete} complete", file=sys.stdout)
+    return EXIT_OK if done.complete > 0 else EXIT_NO_TRIAL
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .api import rebuild
+
+    if args.run_dir is None and (args.storage is None or args.study is None or args.out is None):
+        raise SpecError("give a run folder, or --storage URL --study NAME --out DIR")
+    result = rebuild(args.run_dir, storage=args.storage, study_name=args.study, out=args.out)
+    target = Path(args.out or args.run_dir)
+    _print_result(result, target)
+    return EXIT_OK if result.best is not None else EXIT_NO_TRIAL
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import predict_file
+
+    frame = predict_file(args.run_dir, args.data)
+    if args.out:
+        from .runfolder import _atomic
+
+        _atomic(Path(args.out), lambda p: frame.to_csv(p, index=False))
+    else:
+        frame.to_csv(sys.stdout, index=False)
+    return EXIT_OK
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from .datasets import BUILTINS
+
+    for d in BUILTINS.values():
+        drop = f", drop {list(d.drop)}" if d.drop else ""
+        print(f"builtin:{d.name:<15} label {d.label!r}, positive {d.positive!r}{drop}\n"
+              f"  {d.origin}\n  costs: {d.costs}")
+    return EXIT_OK
+
+
+_COMMANDS = {"search": _search, "worker": _worker, "report": _report, "predict": _predict,
+             "datasets": _datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script passes it to ``sys.exit``)."""
+    args = _parser().parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False) or args.command in ("predict", "datasets"))
+    try:
+        return _COMMANDS[args.command](args)
+    except FnsearchError as e:
+        print(f"fnsearch: error: {e}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("fnsearch: interrupted; finished trials are stored - rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

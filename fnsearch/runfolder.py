@@ -1,0 +1,94 @@
+"""Writing and reading run folders: every file written whole (temp file + rename), or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import Preprocessor
+from .errors import ModelFileError
+from .result import TuneResult
+
+__all__ = ["SUMMARY", "load_run", "write_run"]
+
+SUMMARY = "summary.json"
+MODEL = "model.pt"
+PREPROCESSING = "preprocessing.json"
+TRIALS = "trials.csv"
+REPORT = "report.html"
+STUDY_FILE = "study.log"
+LOG = "run.log"
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON whole (no NaN: they become null upstream)."""
+    _atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n",
+                                         encoding="utf-8"))
+
+
+def write_run(result: TuneResult, run_dir: Path) -> None:
+    """Write the run folder's result files: summary, trials, model, preprocessing, report."""
+    from .report import render_report
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic(run_dir / TRIALS, lambda p: result.trials_table.to_csv(p, index=False))
+    if result.model_state is not None and result.preprocessor is not None:
+        _atomic(run_dir / MODEL, lambda p: torch.save(result.model_state, p))
+        write_json(run_dir / PREPROCESSING, result.preprocessor.to_dict())
+    else:  # a rerun in which nothing completed must not leave an older model behind
+        (run_dir / MODEL).unlink(missing_ok=True)
+        (run_dir / PREPROCESSING).unlink(missing_ok=True)
+    html = render_report(result)
+    _atomic(run_dir / REPORT, lambda p: p.write_text(html, encoding="utf-8"))
+    write_json(run_dir / SUMMARY, result.to_dict())  # last: its presence means the run is whole
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor],
+                                                       Preprocessor]:
+    """The summary, model state and preprocessing of a run folder (no code from it is executed)."""
+    d = Path(run_dir)
+    if not (d / SUMMARY).is_file():
+        raise ModelFileError(f"{str(d)!r} is not a run folder (no {SUMMARY}); run `fnsearch search` "
+                             "first or check the path")
+    try:
+        summary = json.loads((d / SUMMARY).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{str(d / SUMMARY)!r} is corrupt ({e}); rebuild it with "
+                             f"`fnsearch report {d}`") from None
+    if summary.get("best") is None:
+        raise ModelFileError(f"run {str(d)!r} has no chosen model: no trial completed; see its "
+                             "report.html for why")
+    try:
+        state = torch.load(d / MODEL, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelFileError(f"{str(d / MODEL)!r} is missing; rebuild it with `fnsearch report {d}`") from None
+    except Exception as e:  # torch raises many types for a truncated or tampered file
+        raise ModelFileError(
+            f"{str(d / MODEL)!r} is not a valid fnsearch model ({type(e).__name__}); rebuild it with "
+            f"`fnsearch report {d}`"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{str(d / MODEL)!r} does not hold a state_dict of tensors; rebuild it")
+    try:
+        pre = Preprocessor.from_dict(json.loads((d / PREPROCESSING).read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{str(d / PREPROCESSING)!r} is missing or corrupt ({e}); rebuild it "
+                             f"with `fnsearch report {d}`") from None
+    return summary, state, pre

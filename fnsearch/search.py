@@ -1,0 +1,296 @@
+"""The Optuna study: storage, sampler, and the batched ask -> train -> tell loop.
+
+Each round asks K trials, trains their weights as one population on every fold, and tells K results.
+A trial's value is its cross-validated (or validation) cost per example at threshold 0.5; its
+counts, standard error and tuned threshold travel as one packed user attribute (one storage write).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from .costs import confusion_counts, example_costs, tune_threshold
+from .data import Dataset
+from .errors import StorageError
+from .spec import Spec, mask_url
+from .tensors import make_split
+from .train import TrainConfig, train_population
+
+__all__ = [
+    "ATTR",
+    "Evaluator",
+    "SearchStats",
+    "TrialOutcome",
+    "open_study",
+    "population_size",
+    "run_search",
+    "weight_range",
+]
+
+log = logging.getLogger("fnsearch")
+
+ATTR = "fnsearch"  # the one packed user attribute per trial
+PARAM = "pos_weight"
+INTERRUPTED = "interrupted before it finished"
+
+
+def weight_range(spec: Spec, w_star: float, class_ratio: float) -> tuple[float, float]:
+    """The search range: the spec's, or ``auto``: a decade around 1, w* and the class ratio."""
+    low, high = spec.search["low"], spec.search["high"]
+    if low == "auto":
+        low = 0.1 * min(1.0, w_star)
+    if high == "auto":
+        high = 10.0 * max(1.0, w_star, class_ratio)
+    if low >= high:
+        raise_range(low, high)
+    return float(low), float(high)
+
+
+def raise_range(low: float, high: float) -> None:
+    from .errors import SpecError
+
+    raise SpecError(f"[search] low ({low:g}) must be below high ({high:g}); widen the range")
+
+
+def population_size(spec: Spec, n_trials: int) -> int:
+    """K: ``auto`` is a quarter of the trials, 1 to 16, so the sampler learns over >= 4 rounds.
+
+    It depends only on the spec (never on the machine), so a study reproduces anywhere.
+    """
+    if spec.search["population"] != "auto":
+        return int(spec.search["population"])
+    return int(min(16, max(1, n_trials // 4)))
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def make_storage(url: str | None, run_dir: Path | None) -> optuna.storages.BaseStorage:
+    """Optuna storage from a URL, a journal file in the run folder, or memory (no run folder)."""
+    if url is None:
+        if run_dir is None:
+            return optuna.storages.InMemoryStorage()
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(run_dir / "study.log")))
+    if "://" not in url:
+        raise StorageError(f"storage {url!r} is not a URL; use e.g. sqlite:///study.db or "
+                           "postgresql://user:password@host/db")
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except Exception as e:  # sqlalchemy and drivers raise many types; the URL may hold a password
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StorageError(
+            f"cannot open storage {mask_url(url)}: {reason.replace(url, mask_url(url))}; "
+            "check the URL and that the server is running"
+        ) from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
+
+
+def open_study(spec: Spec, storage: optuna.storages.BaseStorage, *, seed_attrs: dict[str, Any],
+               low: float, high: float, n_grid: int) -> optuna.Study:
+    """Create or load the spec's study, check it was made by the same spec, seed the first trials."""
+    name = spec.study["name"]
+    study = optuna.create_study(
+        study_name=name, storage=storage, sampler=_sampler(spec, low, high, n_grid, seed_attrs),
+        direction="minimize", load_if_exists=True,
+    )
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None:
+        for key, value in seed_attrs.items():
+            study.set_user_attr(key, value)
+        if not study.trials:
+            for w in _first_weights(seed_attrs["theory_weight"], low, high):
+                study.enqueue_trial({PARAM: w}, skip_if_exists=True)
+    elif stored != seed_attrs["fingerprint"]:
+        raise StorageError(
+            f"study {name!r} in this storage was made with a different spec (data, costs, model "
+            "or search settings); use a new --out folder or study name, or the original spec"
+        )
+    return study
+
+
+def _first_weights(w_star: float, low: float, high: float) -> list[float]:
+    # The theory weight and plain BCE are the two answers a user would try by hand: trial 0 and 1.
+    return [w for w in dict.fromkeys([w_star, 1.0]) if low <= w <= high]
+
+
+def _sampler(spec: Spec, low: float, high: float, n_grid: int, attrs: dict[str, Any]):
+    seed = spec.study["seed"]
+    kind = spec.search["sampler"]
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if kind == "grid":
+        grid = sorted({*np.geomspace(low, high, max(2, n_grid)).tolist(),
+                       *_first_weights(attrs["theory_weight"], low, high)})
+        return optuna.samplers.GridSampler({PARAM: grid}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
+
+
+# --- evaluation of a batch of weights ---------------------------------------------------------
+
+
+@dataclass
+class TrialOutcome:
+    """One weight's validation (or out-of-fold) result."""
+
+    pos_weight: float
+    value: float | None
+    value_se: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    pred_pos_rate: float | None = None
+    tuned_threshold: float | None = None
+    tuned_value: float | None = None
+    epochs: list[int] = field(default_factory=list)
+    fail_reason: str | None = None
+    seconds: float = 0.0
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "value_se": self.value_se, **self.counts, "pred_pos_rate": self.pred_pos_rate,
+            "tuned_threshold": self.tuned_threshold, "tuned_value": self.tuned_value,
+            "epochs": self.epochs, "seconds": self.seconds,
+        }
+
+
+class Evaluator:
+    """Scores weights by cross-validation: tensors for every fold built once, then reused."""
+
+    def __init__(self, dataset: Dataset, config: TrainConfig, device: torch.device) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.splits = [make_split(dataset, tr, va, device)[0] for tr, va in dataset.folds]
+        self.val_rows = np.concatenate([va for _, va in dataset.folds])
+        self.y = dataset.y[self.val_rows]
+        self.costs = dataset.costs.take(self.val_rows)
+
+    def __call__(self, weights: list[float]) -> list[TrialOutcome]:
+        start = time.perf_counter()
+        k = len(weights)
+        logits = np.empty((k, self.val_rows.size), dtype=np.float32)
+        failed = np.full(k, -1)
+        epochs = np.zeros((k, len(self.splits)), dtype=int)
+        offset = 0
+        for f, split in enumerate(self.splits):
+            fit = train_population(split, np.asarray(weights), self.config)
+            n_val = split.y_val.shape[0]
+            logits[:, offset:offset + n_val] = fit.val_logits
+            offset += n_val
+            epochs[:, f] = fit.epochs
+            failed = np.where((failed < 0) & (fit.failed_epoch >= 0), fit.failed_epoch, failed)
+        seconds = (time.perf_counter() - start) / k
+        return [self._outcome(w, logits[i], int(failed[i]), epochs[i].tolist(), seconds)
+                for i, w in enumerate(weights)]
+
+    def _outcome(self, w: float, logit: np.ndarray, failed_epoch: int, epochs: list[int],
+                 seconds: float) -> TrialOutcome:
+        if failed_epoch >= 0 or not np.isfinite(logit).all():
+            reason = (f"training loss became non-finite at epoch {failed_epoch}" if failed_epoch >= 0
+                      else "the model's outputs became non-finite")
+            return TrialOutcome(w, None, fail_reason=reason, epochs=epochs, seconds=seconds)
+        pred = logit >= 0
+        per_example = example_costs(self.y, pred, self.costs)
+        n = per_example.size
+        scores = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
+        threshold, tuned = tune_threshold(self.y, scores, self.costs)
+        return TrialOutcome(
+            w, float(per_example.mean()), float(per_example.std(ddof=1) / math.sqrt(n)),
+            confusion_counts(self.y, pred), float(pred.mean()), threshold, tuned, epochs,
+            seconds=seconds,
+        )
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchStats:
+    """What the loop measured."""
+
+    seconds: float = 0.0
+    trials_run: int = 0
+    population: int = 1
+    stopped_reason: str | None = None
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count towards n_trials: complete or pruned."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def failed_count(study: optuna.Study) -> int:
+    """Failed trials that count towards max_failed (not those cut short by an interruption)."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+               if t.user_attrs.get("fail_reason") != INTERRUPTED)
+
+
+def requeue_interrupted(study: optuna.Study) -> None:
+    """Fail trials left RUNNING by a dead run of this process' storage and queue their weights once."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if PARAM in t.params:
+            study.enqueue_trial({PARAM: t.params[PARAM]})
+
+
+def run_search(
+    study: optuna.Study,
+    evaluate: Callable[[list[float]], list[TrialOutcome]],
+    *,
+    n_trials: int,
+    population: int,
+    low: float,
+    high: float,
+    max_failed: int | None,
+    on_batch: Callable[[optuna.Study, int], None] | None = None,
+) -> SearchStats:
+    """Ask, train and tell in rounds of ``population`` until the study holds ``n_trials`` finished."""
+    stats = SearchStats(population=population)
+    dist = {PARAM: FloatDistribution(low, high, log=True)}
+    start = time.perf_counter()
+    while True:
+        done = finished_count(study)
+        if done >= n_trials:
+            break
+        if max_failed is not None and failed_count(study) >= max_failed:
+            stats.stopped_reason = f"stopped after {max_failed} failed trials ([study] max_failed)"
+            break
+        trials = [study.ask(dist) for _ in range(min(population, n_trials - done))]
+        try:
+            outcomes = evaluate([t.params[PARAM] for t in trials])
+        except KeyboardInterrupt:
+            for t in trials:
+                t.set_user_attr("fail_reason", INTERRUPTED)
+                study.tell(t, state=TrialState.FAIL)
+                study.enqueue_trial({PARAM: t.params[PARAM]})
+            stats.seconds = time.perf_counter() - start
+            raise
+        for t, o in zip(trials, outcomes, strict=True):
+            t.set_user_attr(ATTR, o.attrs())
+            if o.value is None:
+                t.set_user_attr("fail_reason", o.fail_reason)
+                study.tell(t, state=TrialState.FAIL)
+            else:
+                study.tell(t, o.value)
+        stats.trials_run += len(trials)
+        if on_batch is not None:
+            on_batch(study, n_trials)
+    stats.seconds = time.perf_counter() - start
+    return stats
