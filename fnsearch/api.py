@@ -138,8 +138,7 @@ def tune(
         stats = run_search(
             study, Evaluator(plan.dataset, plan.config, plan.device),
             n_trials=spec.study["n_trials"], population=plan.population, low=plan.low,
-            high=plan.high, max_failed=spec.study["max_failed"],
-            on_batch=_reporter(progress),
+            high=plan.high, max_failed=_max_failed(spec), on_batch=_reporter(progress),
         )
         return _finish(plan, study, stats, run_dir)
 
@@ -175,7 +174,7 @@ def work(
         stats = run_search(
             study, Evaluator(plan.dataset, plan.config, plan.device),
             n_trials=spec.study["n_trials"], population=plan.population, low=plan.low,
-            high=plan.high, max_failed=spec.study["max_failed"], on_batch=_reporter(progress),
+            high=plan.high, max_failed=_max_failed(spec), on_batch=_reporter(progress),
         )
     from optuna.trial import TrialState
 
@@ -220,6 +219,10 @@ def rebuild(
     with _run_context(spec, target):
         stats = SearchStats(population=plan.population)
         return _finish(plan, study, stats, target)
+
+
+def _max_failed(spec: Spec) -> int:
+    return spec.study["max_failed"] or spec.study["n_trials"]
 
 
 def _finish(plan: _Plan, study: optuna.Study, stats: SearchStats, run_dir: Path | None) -> TuneResult:

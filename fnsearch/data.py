@@ -91,7 +91,8 @@ def csv_options(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    return column.map(lambda v: None if _missing(v) else str(v))
+    return pd.Series([None if _missing(v) else str(v) for v in column.tolist()], index=column.index,
+                     name=column.name, dtype=object)
 
 
 def _missing(v: Any) -> bool:
@@ -106,7 +107,8 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str]:
 
     Returns the 0/1 array and the raw label text that matched ``positive``.
     """
-    text = _as_text(column).map(lambda v: None if v is None else v.strip())
+    text = _as_text(column)
+    text = pd.Series([None if v is None else v.strip() for v in text], name=column.name, dtype=object)
     n_missing = int(text.isna().sum())
     if n_missing:
         raise DataError(
@@ -345,7 +347,7 @@ class Preprocessor:
             out[:, j] = (values - c["mean"]) / c["scale"]
         start = len(self.numeric)
         for c in self.categorical:
-            codes = pd.Categorical(_categories(frame[c["name"]]), categories=c["categories"]).codes
+            codes = pd.Index(c["categories"]).get_indexer(_categories(frame[c["name"]]))
             rows = np.flatnonzero(codes >= 0)
             out[rows, start + codes[rows]] = 1.0
             start += len(c["categories"])

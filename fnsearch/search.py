@@ -258,7 +258,7 @@ def run_search(
     population: int,
     low: float,
     high: float,
-    max_failed: int | None,
+    max_failed: int,
     on_batch: Callable[[optuna.Study, int], None] | None = None,
 ) -> SearchStats:
     """Ask, train and tell in rounds of ``population`` until the study holds ``n_trials`` finished."""
@@ -269,7 +269,7 @@ def run_search(
         done = finished_count(study)
         if done >= n_trials:
             break
-        if max_failed is not None and failed_count(study) >= max_failed:
+        if failed_count(study) >= max_failed:
             stats.stopped_reason = f"stopped after {max_failed} failed trials ([study] max_failed)"
             break
         trials = [study.ask(dist) for _ in range(min(population, n_trials - done))]

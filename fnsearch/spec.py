@@ -21,7 +21,17 @@ from .errors import SpecError
 
 __all__ = ["DEFAULTS", "Spec", "load_spec", "mask_url", "parse_override_value"]
 
-REQUIRED = object()  # marker: the key has no default and must be given
+class _Required:
+    """Marker of a key with no default: the spec must give it. Survives deepcopy as itself."""
+
+    def __deepcopy__(self, memo: dict) -> _Required:
+        return self
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED = _Required()
 
 # Every key a spec may hold, with its default. Why each default (see also the README):
 # - n_trials 64 with a population of up to 16: four sampler rounds, enough for TPE on one parameter.
@@ -36,7 +46,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "n_trials": 64,
         "seed": 0,
         "storage": None,  # None: a journal file in the run folder, or in memory without a run folder
-        "max_failed": None,  # None: never stop early for failures
+        "max_failed": None,  # None: as many as n_trials, so a study where everything fails ends
         "final_refit": True,
     },
     "data": {

@@ -1,0 +1,88 @@
+"""The Optuna study: first trials, reproducibility, resuming, failures, population size."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from fnsearch import tune
+from fnsearch.errors import StorageError
+from fnsearch.search import population_size, weight_range
+from fnsearch.spec import load_spec
+
+from .conftest import FAST
+
+SPEC = {"data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
+        "cost": {"fn": 5, "fp": 1}}
+
+
+def test_theory_weight_and_one_are_the_first_trials():
+    """Check that trial 0 is w* = 5 and trial 1 is w = 1."""
+    result = tune(SPEC, overrides=FAST)
+    table = result.trials_table
+    assert table.loc[0, "pos_weight"] == pytest.approx(5.0)
+    assert table.loc[1, "pos_weight"] == pytest.approx(1.0)
+    assert result.trials["complete"] == 6
+
+
+def test_same_seed_same_trials():
+    """Check that two runs with one seed sample the same weights and values."""
+    a = tune(SPEC, overrides=FAST).trials_table
+    b = tune(SPEC, overrides=FAST).trials_table
+    assert a["pos_weight"].tolist() == b["pos_weight"].tolist()
+    assert a["value"].tolist() == b["value"].tolist()
+
+
+def test_trial_values_do_not_depend_on_population_size():
+    """Check that a weight's validation cost is the same whichever population trained it."""
+    one = tune(SPEC, overrides={**FAST, "search.population": 1}).trials_table
+    three = tune(SPEC, overrides={**FAST, "search.population": 3}).trials_table
+    # both runs start with w* and w = 1
+    assert one.loc[:1, "value"].tolist() == pytest.approx(three.loc[:1, "value"].tolist(), abs=1e-9)
+
+
+def test_resume_continues_to_the_total(tmp_path):
+    """Check that a rerun with a larger --trials adds trials up to the new total."""
+    out = tmp_path / "run"
+    tune(SPEC, overrides=FAST, out=out)
+    result = tune(SPEC, overrides=FAST, out=out, n_trials=9)
+    assert result.trials["complete"] == 9
+    assert result.timing["trials_run"] == 3
+    numbers = result.trials_table["number"].tolist()
+    assert numbers == list(range(9))
+
+
+def test_a_different_spec_is_refused_on_resume(tmp_path):
+    """Check that resuming a run folder with another model is refused, not mixed in."""
+    out = tmp_path / "run"
+    tune(SPEC, overrides=FAST, out=out)
+    with pytest.raises(StorageError, match="made with a different spec"):
+        tune(SPEC, overrides={**FAST, "model.hidden": [4]}, out=out)
+
+
+def test_diverging_weights_fail_and_the_study_goes_on():
+    """Check that a weight whose loss goes non-finite fails with its reason, the rest complete."""
+    result = tune(SPEC, overrides={**FAST, "search.low": 1e30, "search.high": 1e38,
+                                   "model.lr": 10.0, "study.n_trials": 4})
+    table = result.trials_table
+    failed = table[table["state"] == "fail"]
+    assert len(failed) >= 1
+    assert failed["fail_reason"].str.contains("non-finite").all()
+    assert result.trials["failed"] == len(failed)
+
+
+def test_sqlite_storage_url(tmp_path):
+    """Check that an sqlite:/// URL holds a normal Optuna study."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    tune(SPEC, overrides=FAST, storage=url)
+    study = optuna.load_study(study_name="fnsearch", storage=url)
+    assert len(study.trials) == 6
+    assert "spec" in study.user_attrs
+
+
+def test_population_and_range_rules():
+    """Check population = n_trials // 4 within [1, 16] and the auto weight range."""
+    spec = load_spec(SPEC)
+    assert [population_size(spec, n) for n in (1, 8, 64, 1000)] == [1, 2, 16, 16]
+    assert weight_range(spec, 5.0, 2.33) == (0.1, 50.0)
+    assert weight_range(spec, 0.5, 30.0) == (0.05, 300.0)
