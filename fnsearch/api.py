@@ -57,12 +57,30 @@ class Progress:
 # Keys whose change alters what a trial measures: a study made with other values is refused.
 _FINGERPRINT_KEYS = {
     "study": ("seed",),
-    "data": ("path", "label", "positive", "drop", "val", "test", "sep", "decimal", "na_values",
-             "encoding"),
+    "data": (
+        "path",
+        "label",
+        "positive",
+        "drop",
+        "val",
+        "test",
+        "sep",
+        "decimal",
+        "na_values",
+        "encoding",
+    ),
     "cost": ("fn", "fp", "tp", "tn"),
     "search": ("low", "high", "folds"),
-    "model": ("kind", "hidden", "activation", "epochs", "batch_size", "lr", "weight_decay",
-              "patience"),
+    "model": (
+        "kind",
+        "hidden",
+        "activation",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "patience",
+    ),
 }
 
 
@@ -89,8 +107,6 @@ class _Plan:
     @classmethod
     def make(cls, spec: Spec) -> _Plan:
         device = resolve_device(spec.model["device"])
-        if spec.model["device"] == "auto" and device.type == "cpu":
-            log.info("device auto: no CUDA GPU visible, training on the CPU")
         dataset = prepare_dataset(spec)
         train = dataset.train
         w_star = theory_weight(dataset.y[train], dataset.costs.take(train))
@@ -99,12 +115,26 @@ class _Plan:
         low, high = weight_range(spec, w_star, ratio)
         n_folds = resolve_folds(spec.search["folds"], dataset.pool.size)
         population = population_size(spec, spec.study["n_trials"])
-        return cls(spec, device, dataset, w_star, low, high, TrainConfig.from_spec(spec), n_folds,
-                   population)
+        return cls(
+            spec,
+            device,
+            dataset,
+            w_star,
+            low,
+            high,
+            TrainConfig.from_spec(spec),
+            n_folds,
+            population,
+        )
 
     def study_attrs(self) -> dict[str, Any]:
-        return {"fingerprint": _fingerprint(self.spec), "spec": self.spec.to_dict(),
-                "theory_weight": self.w_star, "low": self.low, "high": self.high}
+        return {
+            "fingerprint": _fingerprint(self.spec),
+            "spec": self.spec.to_dict(),
+            "theory_weight": self.w_star,
+            "low": self.low,
+            "high": self.high,
+        }
 
 
 def tune(
@@ -128,17 +158,36 @@ def tune(
     run_dir = Path(out) if out is not None else None
     with _run_context(spec, run_dir):
         store = make_storage(spec.study["storage"], run_dir)
-        study = open_study(spec, store, seed_attrs=plan.study_attrs(), low=plan.low,
-                           high=plan.high, n_grid=spec.study["n_trials"])
+        study = open_study(
+            spec,
+            store,
+            seed_attrs=plan.study_attrs(),
+            low=plan.low,
+            high=plan.high,
+            n_grid=spec.study["n_trials"],
+        )
         if spec.study["storage"] is None:
             requeue_interrupted(study)  # the run folder's own file: nobody else is running on it
-        log.info("study %r: %d trials, population %d, %d fold(s), weights %.3g-%.3g, w* = %.4g, %s",
-                 spec.study["name"], spec.study["n_trials"], plan.population, plan.n_folds,
-                 plan.low, plan.high, plan.w_star, plan.device)
+        log.info(
+            "study %r: %d trials, population %d, %d fold(s), weights %.3g-%.3g, w* = %.4g, on %s",
+            spec.study["name"],
+            spec.study["n_trials"],
+            plan.population,
+            plan.n_folds,
+            plan.low,
+            plan.high,
+            plan.w_star,
+            _device_note(spec, plan.device),
+        )
         stats = run_search(
-            study, Evaluator(plan.dataset, plan.config, plan.device),
-            n_trials=spec.study["n_trials"], population=plan.population, low=plan.low,
-            high=plan.high, max_failed=_max_failed(spec), on_batch=_reporter(progress),
+            study,
+            Evaluator(plan.dataset, plan.config, plan.device),
+            n_trials=spec.study["n_trials"],
+            population=plan.population,
+            low=plan.low,
+            high=plan.high,
+            max_failed=_max_failed(spec),
+            on_batch=_reporter(progress),
         )
         return _finish(plan, study, stats, run_dir)
 
@@ -164,17 +213,29 @@ def work(
     ``n_trials`` finished trials. Writes no run folder; build the result with :func:`rebuild`."""
     spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
     if spec.study["storage"] is None:
-        raise StorageError("a worker needs shared storage: pass --storage URL (or set "
-                           "FNSEARCH_STORAGE / [study] storage)")
+        raise StorageError(
+            "a worker needs shared storage: pass --storage URL (or set "
+            "FNSEARCH_STORAGE / [study] storage)"
+        )
     plan = _Plan.make(spec)
     with _run_context(spec, None):
-        study = open_study(spec, make_storage(spec.study["storage"], None),
-                           seed_attrs=plan.study_attrs(), low=plan.low, high=plan.high,
-                           n_grid=spec.study["n_trials"])
+        study = open_study(
+            spec,
+            make_storage(spec.study["storage"], None),
+            seed_attrs=plan.study_attrs(),
+            low=plan.low,
+            high=plan.high,
+            n_grid=spec.study["n_trials"],
+        )
         stats = run_search(
-            study, Evaluator(plan.dataset, plan.config, plan.device),
-            n_trials=spec.study["n_trials"], population=plan.population, low=plan.low,
-            high=plan.high, max_failed=_max_failed(spec), on_batch=_reporter(progress),
+            study,
+            Evaluator(plan.dataset, plan.config, plan.device),
+            n_trials=spec.study["n_trials"],
+            population=plan.population,
+            low=plan.low,
+            high=plan.high,
+            max_failed=_max_failed(spec),
+            on_batch=_reporter(progress),
         )
     from optuna.trial import TrialState
 
@@ -209,8 +270,10 @@ def rebuild(
         study = optuna.load_study(study_name=study_name, storage=storage_obj)
     except KeyError:
         names = optuna.get_all_study_names(storage_obj)
-        raise StorageError(f"no study {study_name!r} in that storage; it holds "
-                           f"{', '.join(map(repr, names)) or 'no studies'}") from None
+        raise StorageError(
+            f"no study {study_name!r} in that storage; it holds "
+            f"{', '.join(map(repr, names)) or 'no studies'}"
+        ) from None
     stored = study.user_attrs.get("spec")
     if stored is None:
         raise StorageError(f"study {study_name!r} was not made by fnsearch (no spec stored)")
@@ -221,14 +284,30 @@ def rebuild(
         return _finish(plan, study, stats, target)
 
 
+def _device_note(spec: Spec, device: torch.device) -> str:
+    if spec.model["device"] == "auto" and device.type == "cpu":
+        return "cpu (device auto: no CUDA GPU visible)"
+    return str(device)
+
+
 def _max_failed(spec: Spec) -> int:
     return spec.study["max_failed"] or spec.study["n_trials"]
 
 
-def _finish(plan: _Plan, study: optuna.Study, stats: SearchStats, run_dir: Path | None) -> TuneResult:
+def _finish(
+    plan: _Plan, study: optuna.Study, stats: SearchStats, run_dir: Path | None
+) -> TuneResult:
     result = build_result(
-        plan.spec, plan.dataset, study, config=plan.config, device=plan.device, stats=stats,
-        w_star=plan.w_star, low=plan.low, high=plan.high, n_folds=plan.n_folds,
+        plan.spec,
+        plan.dataset,
+        study,
+        config=plan.config,
+        device=plan.device,
+        stats=stats,
+        w_star=plan.w_star,
+        low=plan.low,
+        high=plan.high,
+        n_folds=plan.n_folds,
     )
     if run_dir is not None:
         write_run(result, run_dir)
@@ -245,10 +324,14 @@ def _run_folder_storage(run_dir: Path) -> optuna.storages.BaseStorage:
         if url and "***" not in url:
             return make_storage(url, None)
         if url:
-            raise StorageError(f"{run_dir} was run on {url}: pass --storage with the password (or "
-                               "set FNSEARCH_STORAGE)")
-    raise StorageError(f"{str(run_dir)!r} holds no study (no study.log or summary.json); check the "
-                       "path or give --storage and --study")
+            raise StorageError(
+                f"{run_dir} was run on {url}: pass --storage with the password (or "
+                "set FNSEARCH_STORAGE)"
+            )
+    raise StorageError(
+        f"{str(run_dir)!r} holds no study (no study.log or summary.json); check the "
+        "path or give --storage and --study"
+    )
 
 
 def _study_name(storage: optuna.storages.BaseStorage, run_dir: Any) -> str:
@@ -256,8 +339,9 @@ def _study_name(storage: optuna.storages.BaseStorage, run_dir: Any) -> str:
         return json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))["study"]["name"]
     names = optuna.get_all_study_names(storage)
     if len(names) != 1:
-        raise StorageError(f"the storage holds {len(names)} studies ({', '.join(names)}); name one "
-                           "with --study")
+        raise StorageError(
+            f"the storage holds {len(names)} studies ({', '.join(names)}); name one with --study"
+        )
     return names[0]
 
 
@@ -275,8 +359,12 @@ def _reporter(progress: Callable[[Progress], None] | None):
             bv, bw = best.value, best.params.get("pos_weight")
         except ValueError:
             bv = bw = None
-        log.info("trials %d/%d, best validation cost %s", done, total,
-                 "n/a" if bv is None else f"{bv:.4f} at w = {bw:.3g}")
+        log.info(
+            "trials %d/%d, best validation cost %s",
+            done,
+            total,
+            "n/a" if bv is None else f"{bv:.4f} at w = {bw:.3g}",
+        )
         if progress is not None:
             progress(Progress(done, total, bv, bw, time.perf_counter() - start))
 

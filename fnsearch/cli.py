@@ -35,66 +35,98 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="fnsearch", description="Find the false-negative weight (pos_weight of "
-                "BCE-with-logits) that minimises your own FN/FP costs.", epilog=_EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="fnsearch",
+        description="Find the false-negative weight (pos_weight of "
+        "BCE-with-logits) that minimises your own FN/FP costs.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"fnsearch {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def spec_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("spec", help="study spec (TOML), e.g. studies/german_credit.toml")
-        sp.add_argument("--trials", type=int, metavar="N",
-                        help="total finished trials the study should hold (not 'N more')")
-        sp.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one spec value, parsed as TOML (repeatable), "
-                             "e.g. --set 'model.hidden=[64]' --set data.label=risk")
+        sp.add_argument(
+            "--trials",
+            type=int,
+            metavar="N",
+            help="total finished trials the study should hold (not 'N more')",
+        )
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one spec value, parsed as TOML (repeatable), "
+            "e.g. --set 'model.hidden=[64]' --set data.label=risk",
+        )
         sp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
-    s = sub.add_parser("search", help="run or resume a study and write the run folder",
-                       description="Run or resume a study and write its run folder (summary.json, "
-                       "report.html, trials.csv, model.pt, ...).",
-                       epilog="example:\n  fnsearch search studies/german_credit.toml --trials 64 "
-                       "--out runs/gc", formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "search",
+        help="run or resume a study and write the run folder",
+        description="Run or resume a study and write its run folder (summary.json, "
+        "report.html, trials.csv, model.pt, ...).",
+        epilog="example:\n  fnsearch search studies/german_credit.toml --trials 64 --out runs/gc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     spec_args(s)
     s.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<study name>)")
-    s.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: a journal file "
-                   "in the run folder); also FNSEARCH_STORAGE")
+    s.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL (default: a journal file "
+        "in the run folder); also FNSEARCH_STORAGE",
+    )
 
-    w = sub.add_parser("worker", help="join a study in shared storage and run trials",
-                       description="Join (or create) the spec's study in shared storage and run "
-                       "trials until it holds N finished trials. Writes no run folder.",
-                       epilog="example:\n  fnsearch worker studies/german_credit.toml --storage "
-                       "postgresql://user:pw@db/fnsearch --trials 256",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w = sub.add_parser(
+        "worker",
+        help="join a study in shared storage and run trials",
+        description="Join (or create) the spec's study in shared storage and run "
+        "trials until it holds N finished trials. Writes no run folder.",
+        epilog="example:\n  fnsearch worker studies/german_credit.toml --storage "
+        "postgresql://user:pw@db/fnsearch --trials 256",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     spec_args(w)
     w.add_argument("--storage", metavar="URL", help="shared storage URL (or FNSEARCH_STORAGE)")
 
-    r = sub.add_parser("report", help="rebuild summary.json and report.html from storage",
-                       description="Rebuild summary.json and report.html from whatever the storage "
-                       "holds.", epilog="examples:\n  fnsearch report runs/german_credit\n  fnsearch "
-                       "report --storage postgresql://u:pw@db/fn --study german_credit --out runs/gc",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = sub.add_parser(
+        "report",
+        help="rebuild summary.json and report.html from storage",
+        description="Rebuild summary.json and report.html from whatever the storage holds.",
+        epilog="examples:\n  fnsearch report runs/german_credit\n  fnsearch "
+        "report --storage postgresql://u:pw@db/fn --study german_credit --out runs/gc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.add_argument("run_dir", nargs="?", help="a run folder")
     r.add_argument("--storage", metavar="URL", help="storage URL holding the study")
     r.add_argument("--study", metavar="NAME", help="study name (with --storage)")
     r.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
-    pr = sub.add_parser("predict", help="score new rows with a run's chosen model",
-                        description="Score DATA (CSV or Parquet) with the run's chosen model. Output "
-                        "is CSV with columns score,decision in input order: score = sigmoid of the "
-                        "model's logit (not a calibrated probability when pos_weight != 1), "
-                        "decision = 1 when score >= the chosen threshold.",
-                        epilog="example:\n  fnsearch predict runs/german_credit applicants.csv "
-                        "--out scores.csv", formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr = sub.add_parser(
+        "predict",
+        help="score new rows with a run's chosen model",
+        description="Score DATA (CSV or Parquet) with the run's chosen model. Output "
+        "is CSV with columns score,decision in input order: score = sigmoid of the "
+        "model's logit (not a calibrated probability when pos_weight != 1), "
+        "decision = 1 when score >= the chosen threshold.",
+        epilog="example:\n  fnsearch predict runs/german_credit applicants.csv --out scores.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     pr.add_argument("run_dir", help="a run folder written by `fnsearch search`")
     pr.add_argument("data", help="CSV or Parquet with the feature columns (label optional)")
     pr.add_argument("--out", metavar="FILE", help="write CSV here (default: stdout)")
 
-    sub.add_parser("datasets", help="list the bundled datasets (builtin:NAME)",
-                   description="List the datasets bundled with fnsearch, for [data] path = "
-                   "'builtin:NAME'.", epilog="example:\n  fnsearch datasets",
-                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.add_parser(
+        "datasets",
+        help="list the bundled datasets (builtin:NAME)",
+        description="List the datasets bundled with fnsearch, for [data] path = 'builtin:NAME'.",
+        epilog="example:\n  fnsearch datasets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return p
 
 
@@ -111,19 +143,30 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, eq, value = pair.partition("=")
         if not eq or not key.strip():
-            raise SpecError(f"--set {pair!r} must look like section.key=value, e.g. model.epochs=50")
+            raise SpecError(
+                f"--set {pair!r} must look like section.key=value, e.g. model.epochs=50"
+            )
         out[key.strip()] = parse_override_value(value.strip())
     return out
+
+
+class _StderrHandler(logging.Handler):
+    """Progress lines to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"fnsearch: {record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:  # a closed or broken stream must never break the search
+            self.handleError(record)
 
 
 def _setup_logging(quiet: bool) -> None:
     log = logging.getLogger("fnsearch")
     log.setLevel(logging.INFO)
-    if not quiet and not any(getattr(h, "_fnsearch_cli", False) for h in log.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("fnsearch: %(message)s"))
-        h._fnsearch_cli = True  # type: ignore[attr-defined]
-        log.addHandler(h)
+    for h in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
+        log.removeHandler(h)
+    if not quiet:
+        log.addHandler(_StderrHandler())
     log.propagate = False
 
 
@@ -133,14 +176,23 @@ def _print_result(result, run_dir: Path | None) -> None:
         print("no trial completed; see the report for the reasons", file=out)
     else:
         b, t = result.best, result.test
-        print(f"chosen pos_weight {b['pos_weight']:.4g} at threshold {b['threshold']:.3g} "
-              f"({b['policy']}, trial {b['trial']})", file=out)
-        print(f"{'policy (test)':<22}{'cost/example':>14}{'95% interval':>22}{'savings':>10}", file=out)
+        print(
+            f"chosen pos_weight {b['pos_weight']:.4g} at threshold {b['threshold']:.3g} "
+            f"({b['policy']}, trial {b['trial']})",
+            file=out,
+        )
+        print(
+            f"{'policy (test)':<22}{'cost/example':>14}{'95% interval':>22}{'savings':>10}",
+            file=out,
+        )
         rows = [("chosen", t), *result.baselines.items()]
         for name, s in rows:
             lo, hi = s["ci95"]
-            print(f"{name:<22}{s['cost_per_example']:>14.4f}{f'{lo:.4f} to {hi:.4f}':>22}"
-                  f"{s['savings']:>10.1%}", file=out)
+            print(
+                f"{name:<22}{s['cost_per_example']:>14.4f}{f'{lo:.4f} to {hi:.4f}':>22}"
+                f"{s['savings']:>10.1%}",
+                file=out,
+            )
     if run_dir is not None:
         print(f"report: {run_dir / 'report.html'}", file=out)
 
@@ -154,8 +206,9 @@ def _search(args: argparse.Namespace) -> int:
     if out is None:
         name = load_spec(args.spec, overrides).study["name"]
         out = Path("runs") / name
-    result = tune(args.spec, overrides=overrides, out=out, storage=args.storage,
-                  n_trials=args.trials)
+    result = tune(
+        args.spec, overrides=overrides, out=out, storage=args.storage, n_trials=args.trials
+    )
     _print_result(result, Path(out))
     return EXIT_OK if result.best is not None else EXIT_NO_TRIAL
 
@@ -163,9 +216,12 @@ def _search(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from .api import work
 
-    done = work(args.spec, overrides=_overrides(args.set), storage=args.storage,
-                n_trials=args.trials)
-    print(f"study holds {done.finished} finished trial(s); {done.complete} complete", file=sys.stdout)
+    done = work(
+        args.spec, overrides=_overrides(args.set), storage=args.storage, n_trials=args.trials
+    )
+    print(
+        f"study holds {done.finished} finished trial(s); {done.complete} complete", file=sys.stdout
+    )
     return EXIT_OK if done.complete > 0 else EXIT_NO_TRIAL
 
 
@@ -198,13 +254,20 @@ def _datasets(args: argparse.Namespace) -> int:
 
     for d in BUILTINS.values():
         drop = f", drop {list(d.drop)}" if d.drop else ""
-        print(f"builtin:{d.name:<15} label {d.label!r}, positive {d.positive!r}{drop}\n"
-              f"  {d.origin}\n  costs: {d.costs}")
+        print(
+            f"builtin:{d.name:<15} label {d.label!r}, positive {d.positive!r}{drop}\n"
+            f"  {d.origin}\n  costs: {d.costs}"
+        )
     return EXIT_OK
 
 
-_COMMANDS = {"search": _search, "worker": _worker, "report": _report, "predict": _predict,
-             "datasets": _datasets}
+_COMMANDS = {
+    "search": _search,
+    "worker": _worker,
+    "report": _report,
+    "predict": _predict,
+    "datasets": _datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,8 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fnsearch: error: {e}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
-        print("fnsearch: interrupted; finished trials are stored - rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "fnsearch: interrupted; finished trials are stored - rerun the same command to resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK

@@ -41,8 +41,9 @@ class CostMatrix:
 
 def confusion_counts(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
     """TP, FP, TN, FN of 0/1 predictions, by one bincount of ``2*y + pred``."""
-    tn, fp, fn, tp = np.bincount(2 * np.asarray(y, dtype=np.int64) + np.asarray(pred, dtype=np.int64),
-                                 minlength=4)
+    tn, fp, fn, tp = np.bincount(
+        2 * np.asarray(y, dtype=np.int64) + np.asarray(pred, dtype=np.int64), minlength=4
+    )
     return {"tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
 
 
@@ -108,8 +109,9 @@ def tune_threshold(y: np.ndarray, scores: np.ndarray, costs: CostMatrix) -> tupl
     return float(t_of_k[pick]), float(costs_k[pick])
 
 
-def bootstrap_ci(values: np.ndarray, *, seed: int = 0, n_boot: int = 2000,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray, *, seed: int = 0, n_boot: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of per-example values.
 
     Above 100,000 rows the normal interval is used: the mean is then Gaussian to well under the

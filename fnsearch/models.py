@@ -8,12 +8,13 @@ weight, and a trial's result does not depend on which population it was trained 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Architecture", "PopulationNet", "to_sequential_state", "from_sequential_state"]
+__all__ = ["Architecture", "PopulationNet", "from_sequential_state", "to_sequential_state"]
 
 _ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
 
@@ -38,8 +39,9 @@ class PopulationNet(torch.nn.Module):
     ``forward(x)`` maps a shared ``(n, n_in)`` batch to logits of shape ``(K, n)``.
     """
 
-    def __init__(self, arch: Architecture, n_members: int, *, seed: int,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, arch: Architecture, n_members: int, *, seed: int, device: torch.device | str = "cpu"
+    ) -> None:
         super().__init__()
         self.arch = arch
         self.n_members = n_members
@@ -69,7 +71,9 @@ class PopulationNet(torch.nn.Module):
 
     def state_of(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s parameters in ``torch.nn.Sequential`` naming (see below)."""
-        return to_sequential_state([w[member] for w in self.weights], [b[member] for b in self.biases])
+        return to_sequential_state(
+            [w[member] for w in self.weights], [b[member] for b in self.biases]
+        )
 
     def load_member_states(self, states: list[dict[str, torch.Tensor]]) -> None:
         """Set every member's parameters from Sequential-style state dicts (one per member)."""
@@ -82,7 +86,9 @@ class PopulationNet(torch.nn.Module):
                     p[m].copy_(v)
 
 
-def to_sequential_state(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def to_sequential_state(
+    weights: list[torch.Tensor], biases: list[torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Parameters as the state_dict of ``Sequential(Linear, act, Linear, ..., Linear)``.
 
     Linear layers sit at even indices (0, 2, 4, ...), so ``model.pt`` loads into a plain torch model.
@@ -94,7 +100,9 @@ def to_sequential_state(weights: list[torch.Tensor], biases: list[torch.Tensor])
     return state
 
 
-def from_sequential_state(state: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def from_sequential_state(
+    state: dict[str, torch.Tensor],
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The inverse of :func:`to_sequential_state` (weights ``(fan_in, fan_out)``, biases ``(1, out)``)."""
     n_layers = len(state) // 2
     weights = [state[f"{2 * i}.weight"].t() for i in range(n_layers)]
@@ -107,7 +115,7 @@ def sequential(arch: Architecture) -> torch.nn.Sequential:
     act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "gelu": torch.nn.GELU}[arch.activation]
     layers: list[torch.nn.Module] = []
     sizes = arch.sizes
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(torch.nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(act())

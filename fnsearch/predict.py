@@ -14,7 +14,7 @@ from .errors import DataError, ModelFileError
 from .models import Architecture, PopulationNet, from_sequential_state
 from .runfolder import load_run
 
-__all__ = ["load_predictor", "Predictor"]
+__all__ = ["Predictor", "load_predictor"]
 
 
 class Predictor:
@@ -28,22 +28,28 @@ class Predictor:
         hidden = tuple(int(w.shape[1]) for w in weights[:-1])
         n_in = int(weights[0].shape[0])
         if n_in != len(pre.feature_names):
-            raise ModelFileError(f"model.pt expects {n_in} features but preprocessing.json makes "
-                                 f"{len(pre.feature_names)}; the run folder is inconsistent - rebuild it")
+            raise ModelFileError(
+                f"model.pt expects {n_in} features but preprocessing.json makes "
+                f"{len(pre.feature_names)}; the run folder is inconsistent - rebuild it"
+            )
         arch = Architecture(n_in, hidden, summary["spec"]["model"]["activation"])
         self.net = PopulationNet(arch, 1, seed=0)
         try:
             self.net.load_member_states([state])
         except (RuntimeError, KeyError) as e:
-            raise ModelFileError(f"model.pt does not fit its architecture ({e}); rebuild it") from None
+            raise ModelFileError(
+                f"model.pt does not fit its architecture ({e}); rebuild it"
+            ) from None
         self.net.eval()
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Sigmoid of the model's logit for each row (not a calibrated probability when w != 1)."""
         missing = [c for c in self.preprocessor.columns if c not in frame.columns]
         if missing:
-            raise DataError(f"the data lacks feature column(s) {', '.join(map(repr, missing))} that "
-                            "the model was trained on; add them")
+            raise DataError(
+                f"the data lacks feature column(s) {', '.join(map(repr, missing))} that "
+                "the model was trained on; add them"
+            )
         x = torch.as_tensor(self.preprocessor.transform(frame))
         with torch.no_grad():
             logits = self.net(x)[0].double().numpy()

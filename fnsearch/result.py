@@ -30,10 +30,36 @@ from .train import TrainConfig, train_population
 __all__ = ["SCHEMA_VERSION", "TRIAL_COLUMNS", "TuneResult", "build_result", "trials_frame"]
 
 SCHEMA_VERSION = 1
-TRIAL_COLUMNS = ["number", "state", "pos_weight", "threshold", "value", "value_se", "tp", "fp",
-                 "tn", "fn", "pred_pos_rate", "fail_reason", "seconds"]
-_SECTIONS = ("schema_version", "fnsearch_version", "versions", "study", "spec", "data", "cost",
-             "best", "test", "baselines", "trials", "timing", "search")
+TRIAL_COLUMNS = [
+    "number",
+    "state",
+    "pos_weight",
+    "threshold",
+    "value",
+    "value_se",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "pred_pos_rate",
+    "fail_reason",
+    "seconds",
+]
+_SECTIONS = (
+    "schema_version",
+    "fnsearch_version",
+    "versions",
+    "study",
+    "spec",
+    "data",
+    "cost",
+    "best",
+    "test",
+    "baselines",
+    "trials",
+    "timing",
+    "search",
+)
 
 
 @dataclass
@@ -86,8 +112,13 @@ def _plain(v: Any) -> Any:
 
 def versions() -> dict[str, str]:
     """Versions of what produced a result."""
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "optuna": optuna.__version__, "sklearn": sklearn.__version__, "pandas": pd.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "sklearn": sklearn.__version__,
+        "pandas": pd.__version__,
+    }
 
 
 # --- the trials table ------------------------------------------------------------------------
@@ -98,21 +129,39 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs.get(ATTR, {})
-        rows.append({
-            "number": t.number, "state": t.state.name.lower(),
-            "pos_weight": t.params.get(PARAM, np.nan), "threshold": 0.5,
-            "value": t.value if t.state == TrialState.COMPLETE else np.nan,
-            "value_se": a.get("value_se"), "tp": a.get("tp"), "fp": a.get("fp"),
-            "tn": a.get("tn"), "fn": a.get("fn"), "pred_pos_rate": a.get("pred_pos_rate"),
-            "fail_reason": t.user_attrs.get("fail_reason", ""), "seconds": a.get("seconds"),
-            "tuned_threshold": a.get("tuned_threshold"), "tuned_value": a.get("tuned_value"),
-            "epochs": ";".join(str(e) for e in a.get("epochs", [])),
-        })
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "pos_weight": t.params.get(PARAM, np.nan),
+                "threshold": 0.5,
+                "value": t.value if t.state == TrialState.COMPLETE else np.nan,
+                "value_se": a.get("value_se"),
+                "tp": a.get("tp"),
+                "fp": a.get("fp"),
+                "tn": a.get("tn"),
+                "fn": a.get("fn"),
+                "pred_pos_rate": a.get("pred_pos_rate"),
+                "fail_reason": t.user_attrs.get("fail_reason", ""),
+                "seconds": a.get("seconds"),
+                "tuned_threshold": a.get("tuned_threshold"),
+                "tuned_value": a.get("tuned_value"),
+                "epochs": ";".join(str(e) for e in a.get("epochs", [])),
+            }
+        )
     frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, "tuned_threshold", "tuned_value", "epochs"])
     for col in ("tp", "fp", "tn", "fn"):
         frame[col] = frame[col].astype("Int64")
-    for col in ("pos_weight", "threshold", "value", "value_se", "pred_pos_rate", "seconds",
-                "tuned_threshold", "tuned_value"):
+    for col in (
+        "pos_weight",
+        "threshold",
+        "value",
+        "value_se",
+        "pred_pos_rate",
+        "seconds",
+        "tuned_threshold",
+        "tuned_value",
+    ):
         frame[col] = frame[col].astype(float)
     frame["fail_reason"] = frame["fail_reason"].fillna("").astype(str)
     frame["epochs"] = frame["epochs"].astype(str)
@@ -144,14 +193,19 @@ def choose(trials: pd.DataFrame) -> dict[str, Any] | None:
 # --- held-out evaluation ---------------------------------------------------------------------
 
 
-def _policy_scores(y: np.ndarray, pred: np.ndarray, dataset: Dataset, rows: np.ndarray,
-                   seed: int) -> dict[str, Any]:
+def _policy_scores(
+    y: np.ndarray, pred: np.ndarray, dataset: Dataset, rows: np.ndarray, seed: int
+) -> dict[str, Any]:
     costs = dataset.costs.take(rows)
     per_example = example_costs(y, pred, costs)
     cost = float(per_example.mean())
     lo, hi = bootstrap_ci(per_example, seed=seed)
-    return {"cost_per_example": cost, "ci95": [lo, hi], **confusion_counts(y, pred),
-            "savings": savings(cost, y, costs)}
+    return {
+        "cost_per_example": cost,
+        "ci95": [lo, hi],
+        **confusion_counts(y, pred),
+        "savings": savings(cost, y, costs),
+    }
 
 
 def _sigmoid(logit: np.ndarray) -> np.ndarray:
@@ -169,8 +223,14 @@ class _Holdout:
     preprocessor: Preprocessor
 
 
-def _evaluate_holdout(dataset: Dataset, config: TrainConfig, device: torch.device,
-                      chosen_w: float | None, w_star: float, seed: int) -> _Holdout:
+def _evaluate_holdout(
+    dataset: Dataset,
+    config: TrainConfig,
+    device: torch.device,
+    chosen_w: float | None,
+    w_star: float,
+    seed: int,
+) -> _Holdout:
     weights = [1.0, w_star] + ([chosen_w] if chosen_w is not None else [])
     split, pre = make_split(dataset, dataset.train, dataset.val, device)
     fit = train_population(split, np.asarray(weights), config)
@@ -178,8 +238,9 @@ def _evaluate_holdout(dataset: Dataset, config: TrainConfig, device: torch.devic
         x_test = torch.as_tensor(pre.transform(dataset.features.iloc[dataset.test]), device=device)
         test_logits = fit.net(x_test).float().cpu().numpy()
     y_test, y_val = dataset.y[dataset.test], dataset.y[dataset.val]
-    threshold, _ = tune_threshold(y_val, _sigmoid(fit.val_logits[0]),
-                                  dataset.costs.take(dataset.val))
+    threshold, _ = tune_threshold(
+        y_val, _sigmoid(fit.val_logits[0]), dataset.costs.take(dataset.val)
+    )
     n = y_test.size
 
     def score(pred: np.ndarray) -> dict[str, Any]:
@@ -194,8 +255,15 @@ def _evaluate_holdout(dataset: Dataset, config: TrainConfig, device: torch.devic
     }
     test = score(test_logits[2] >= 0) if chosen_w is not None else None
     chosen = 2 if chosen_w is not None else 0
-    return _Holdout(test, baselines, threshold, int(max(1, fit.epochs[chosen])),
-                    _sigmoid(test_logits[chosen]), fit.net.state_of(chosen), pre)
+    return _Holdout(
+        test,
+        baselines,
+        threshold,
+        int(max(1, fit.epochs[chosen])),
+        _sigmoid(test_logits[chosen]),
+        fit.net.state_of(chosen),
+        pre,
+    )
 
 
 def _curves(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -209,7 +277,8 @@ def _curves(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, An
         "roc": {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
         "pr": {"recall": recall[keep_pr].tolist(), "precision": precision[keep_pr].tolist()},
         "operating_point": {
-            "fpr": c["fp"] / max(1, c["fp"] + c["tn"]), "tpr": c["tp"] / max(1, c["tp"] + c["fn"]),
+            "fpr": c["fp"] / max(1, c["fp"] + c["tn"]),
+            "tpr": c["tp"] / max(1, c["tp"] + c["fn"]),
             "precision": c["tp"] / max(1, c["tp"] + c["fp"]),
         },
     }
@@ -222,8 +291,9 @@ def _thin(n: int, most: int = 400) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, most).round().astype(int))
 
 
-def _final_model(dataset: Dataset, config: TrainConfig, device: torch.device, w: float,
-                 epochs: int) -> tuple[dict[str, torch.Tensor], Preprocessor]:
+def _final_model(
+    dataset: Dataset, config: TrainConfig, device: torch.device, w: float, epochs: int
+) -> tuple[dict[str, torch.Tensor], Preprocessor]:
     rows = np.arange(dataset.y.size)
     split, pre = make_split(dataset, rows, None, device)
     fit = train_population(split, np.asarray([w]), config, fixed_epochs=np.asarray([epochs]))
@@ -268,20 +338,40 @@ def build_result(
         versions=versions(),
         study={"name": spec.study["name"]},
         spec=spec.to_dict(),
-        data={"label": spec.data["label"], "positive_label": dataset.positive_label,
-              "rows": dataset.counts("rows"), "positives": dataset.counts("positives"),
-              "features": int(dataset.features.shape[1])},
-        cost={**{k: spec.cost[k] for k in ("fn", "fp", "tp", "tn")}, "theory_weight": w_star,
-              "tuned_threshold": hold.tuned_threshold},
+        data={
+            "label": spec.data["label"],
+            "positive_label": dataset.positive_label,
+            "rows": dataset.counts("rows"),
+            "positives": dataset.counts("positives"),
+            "features": int(dataset.features.shape[1]),
+        },
+        cost={
+            **{k: spec.cost[k] for k in ("fn", "fp", "tp", "tn")},
+            "theory_weight": w_star,
+            "tuned_threshold": hold.tuned_threshold,
+        },
         best=best,
         test=hold.test,
         baselines=hold.baselines,
-        trials={"complete": int(counts.get("complete", 0)), "pruned": int(counts.get("pruned", 0)),
-                "failed": int(counts.get("fail", 0))},
-        timing={"seconds": stats.seconds, "trials_per_second": rate, "device": _device_name(device),
-                "trials_run": stats.trials_run},
-        search={"low": low, "high": high, "population": stats.population, "folds": n_folds,
-                "sampler": spec.search["sampler"], "stopped_reason": stats.stopped_reason},
+        trials={
+            "complete": int(counts.get("complete", 0)),
+            "pruned": int(counts.get("pruned", 0)),
+            "failed": int(counts.get("fail", 0)),
+        },
+        timing={
+            "seconds": stats.seconds,
+            "trials_per_second": rate,
+            "device": _device_name(device),
+            "trials_run": stats.trials_run,
+        },
+        search={
+            "low": low,
+            "high": high,
+            "population": stats.population,
+            "folds": n_folds,
+            "sampler": spec.search["sampler"],
+            "stopped_reason": stats.stopped_reason,
+        },
         trials_table=table,
         curves=curves,
         model_state=model_state,

@@ -39,8 +39,12 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON whole (no NaN: they become null upstream)."""
-    _atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n",
-                                         encoding="utf-8"))
+    _atomic(
+        path,
+        lambda p: p.write_text(
+            json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        ),
+    )
 
 
 def write_run(result: TuneResult, run_dir: Path) -> None:
@@ -60,35 +64,46 @@ def write_run(result: TuneResult, run_dir: Path) -> None:
     write_json(run_dir / SUMMARY, result.to_dict())  # last: its presence means the run is whole
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor],
-                                                       Preprocessor]:
+def load_run(
+    run_dir: str | os.PathLike[str],
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], Preprocessor]:
     """The summary, model state and preprocessing of a run folder (no code from it is executed)."""
     d = Path(run_dir)
     if not (d / SUMMARY).is_file():
-        raise ModelFileError(f"{str(d)!r} is not a run folder (no {SUMMARY}); run `fnsearch search` "
-                             "first or check the path")
+        raise ModelFileError(
+            f"{str(d)!r} is not a run folder (no {SUMMARY}); run `fnsearch search` "
+            "first or check the path"
+        )
     try:
         summary = json.loads((d / SUMMARY).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{str(d / SUMMARY)!r} is corrupt ({e}); rebuild it with "
-                             f"`fnsearch report {d}`") from None
+        raise ModelFileError(
+            f"{str(d / SUMMARY)!r} is corrupt ({e}); rebuild it with `fnsearch report {d}`"
+        ) from None
     if summary.get("best") is None:
-        raise ModelFileError(f"run {str(d)!r} has no chosen model: no trial completed; see its "
-                             "report.html for why")
+        raise ModelFileError(
+            f"run {str(d)!r} has no chosen model: no trial completed; see its report.html for why"
+        )
     try:
         state = torch.load(d / MODEL, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ModelFileError(f"{str(d / MODEL)!r} is missing; rebuild it with `fnsearch report {d}`") from None
+        raise ModelFileError(
+            f"{str(d / MODEL)!r} is missing; rebuild it with `fnsearch report {d}`"
+        ) from None
     except Exception as e:  # torch raises many types for a truncated or tampered file
         raise ModelFileError(
             f"{str(d / MODEL)!r} is not a valid fnsearch model ({type(e).__name__}); rebuild it with "
             f"`fnsearch report {d}`"
         ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelFileError(f"{str(d / MODEL)!r} does not hold a state_dict of tensors; rebuild it")
+        raise ModelFileError(
+            f"{str(d / MODEL)!r} does not hold a state_dict of tensors; rebuild it"
+        )
     try:
         pre = Preprocessor.from_dict(json.loads((d / PREPROCESSING).read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{str(d / PREPROCESSING)!r} is missing or corrupt ({e}); rebuild it "
-                             f"with `fnsearch report {d}`") from None
+        raise ModelFileError(
+            f"{str(d / PREPROCESSING)!r} is missing or corrupt ({e}); rebuild it "
+            f"with `fnsearch report {d}`"
+        ) from None
     return summary, state, pre

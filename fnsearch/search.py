@@ -86,8 +86,10 @@ def make_storage(url: str | None, run_dir: Path | None) -> optuna.storages.BaseS
 
         return JournalStorage(JournalFileBackend(str(run_dir / "study.log")))
     if "://" not in url:
-        raise StorageError(f"storage {url!r} is not a URL; use e.g. sqlite:///study.db or "
-                           "postgresql://user:password@host/db")
+        raise StorageError(
+            f"storage {url!r} is not a URL; use e.g. sqlite:///study.db or "
+            "postgresql://user:password@host/db"
+        )
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except Exception as e:  # sqlalchemy and drivers raise many types; the URL may hold a password
@@ -104,13 +106,23 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
-def open_study(spec: Spec, storage: optuna.storages.BaseStorage, *, seed_attrs: dict[str, Any],
-               low: float, high: float, n_grid: int) -> optuna.Study:
+def open_study(
+    spec: Spec,
+    storage: optuna.storages.BaseStorage,
+    *,
+    seed_attrs: dict[str, Any],
+    low: float,
+    high: float,
+    n_grid: int,
+) -> optuna.Study:
     """Create or load the spec's study, check it was made by the same spec, seed the first trials."""
     name = spec.study["name"]
     study = optuna.create_study(
-        study_name=name, storage=storage, sampler=_sampler(spec, low, high, n_grid, seed_attrs),
-        direction="minimize", load_if_exists=True,
+        study_name=name,
+        storage=storage,
+        sampler=_sampler(spec, low, high, n_grid, seed_attrs),
+        direction="minimize",
+        load_if_exists=True,
     )
     stored = study.user_attrs.get("fingerprint")
     if stored is None:
@@ -138,8 +150,12 @@ def _sampler(spec: Spec, low: float, high: float, n_grid: int, attrs: dict[str, 
     if kind == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     if kind == "grid":
-        grid = sorted({*np.geomspace(low, high, max(2, n_grid)).tolist(),
-                       *_first_weights(attrs["theory_weight"], low, high)})
+        grid = sorted(
+            {
+                *np.geomspace(low, high, max(2, n_grid)).tolist(),
+                *_first_weights(attrs["theory_weight"], low, high),
+            }
+        )
         return optuna.samplers.GridSampler({PARAM: grid}, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
 
@@ -164,9 +180,13 @@ class TrialOutcome:
 
     def attrs(self) -> dict[str, Any]:
         return {
-            "value_se": self.value_se, **self.counts, "pred_pos_rate": self.pred_pos_rate,
-            "tuned_threshold": self.tuned_threshold, "tuned_value": self.tuned_value,
-            "epochs": self.epochs, "seconds": self.seconds,
+            "value_se": self.value_se,
+            **self.counts,
+            "pred_pos_rate": self.pred_pos_rate,
+            "tuned_threshold": self.tuned_threshold,
+            "tuned_value": self.tuned_value,
+            "epochs": self.epochs,
+            "seconds": self.seconds,
         }
 
 
@@ -191,19 +211,25 @@ class Evaluator:
         for f, split in enumerate(self.splits):
             fit = train_population(split, np.asarray(weights), self.config)
             n_val = split.y_val.shape[0]
-            logits[:, offset:offset + n_val] = fit.val_logits
+            logits[:, offset : offset + n_val] = fit.val_logits
             offset += n_val
             epochs[:, f] = fit.epochs
             failed = np.where((failed < 0) & (fit.failed_epoch >= 0), fit.failed_epoch, failed)
         seconds = (time.perf_counter() - start) / k
-        return [self._outcome(w, logits[i], int(failed[i]), epochs[i].tolist(), seconds)
-                for i, w in enumerate(weights)]
+        return [
+            self._outcome(w, logits[i], int(failed[i]), epochs[i].tolist(), seconds)
+            for i, w in enumerate(weights)
+        ]
 
-    def _outcome(self, w: float, logit: np.ndarray, failed_epoch: int, epochs: list[int],
-                 seconds: float) -> TrialOutcome:
+    def _outcome(
+        self, w: float, logit: np.ndarray, failed_epoch: int, epochs: list[int], seconds: float
+    ) -> TrialOutcome:
         if failed_epoch >= 0 or not np.isfinite(logit).all():
-            reason = (f"training loss became non-finite at epoch {failed_epoch}" if failed_epoch >= 0
-                      else "the model's outputs became non-finite")
+            reason = (
+                f"training loss became non-finite at epoch {failed_epoch}"
+                if failed_epoch >= 0
+                else "the model's outputs became non-finite"
+            )
             return TrialOutcome(w, None, fail_reason=reason, epochs=epochs, seconds=seconds)
         pred = logit >= 0
         per_example = example_costs(self.y, pred, self.costs)
@@ -211,8 +237,14 @@ class Evaluator:
         scores = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
         threshold, tuned = tune_threshold(self.y, scores, self.costs)
         return TrialOutcome(
-            w, float(per_example.mean()), float(per_example.std(ddof=1) / math.sqrt(n)),
-            confusion_counts(self.y, pred), float(pred.mean()), threshold, tuned, epochs,
+            w,
+            float(per_example.mean()),
+            float(per_example.std(ddof=1) / math.sqrt(n)),
+            confusion_counts(self.y, pred),
+            float(pred.mean()),
+            threshold,
+            tuned,
+            epochs,
             seconds=seconds,
         )
 
@@ -237,8 +269,11 @@ def finished_count(study: optuna.Study) -> int:
 
 def failed_count(study: optuna.Study) -> int:
     """Failed trials that count towards max_failed (not those cut short by an interruption)."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-               if t.user_attrs.get("fail_reason") != INTERRUPTED)
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.user_attrs.get("fail_reason") != INTERRUPTED
+    )
 
 
 def requeue_interrupted(study: optuna.Study) -> None:

@@ -21,6 +21,7 @@ from .errors import SpecError
 
 __all__ = ["DEFAULTS", "Spec", "load_spec", "mask_url", "parse_override_value"]
 
+
 class _Required:
     """Marker of a key with no default: the spec must give it. Survives deepcopy as itself."""
 
@@ -157,8 +158,10 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "test": _fraction(),
         "sep": _text(),
         "decimal": ((lambda v: isinstance(v, str) and len(v) == 1), "a single character"),
-        "na_values": ((lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
-                      "a list of strings"),
+        "na_values": (
+            (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+            "a list of strings",
+        ),
         "encoding": _text(),
     },
     "cost": {"fn": _cost(), "fp": _cost(), "tp": _cost(), "tn": _cost()},
@@ -179,8 +182,12 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "weight_decay": ((lambda v: _is_num(v) and 0 <= v < float("inf")), "a number >= 0"),
         "patience": _int_at_least(0),
         "device": (
-            (lambda v: v in ("auto", "cpu", "cuda") or (isinstance(v, str) and
-                                                       re.fullmatch(r"cuda:\d+", v) is not None)),
+            (
+                lambda v: (
+                    v in ("auto", "cpu", "cuda")
+                    or (isinstance(v, str) and re.fullmatch(r"cuda:\d+", v) is not None)
+                )
+            ),
             "'auto', 'cpu', 'cuda' or 'cuda:N'",
         ),
         "threads": _or_auto(_int_at_least(1)),
@@ -319,8 +326,9 @@ def _split_dotted(dotted: str) -> tuple[str, str]:
     if not key or "." in key:
         raise SpecError(f"override {dotted!r} must look like section.key, e.g. model.epochs")
     if section not in DEFAULTS:
-        raise SpecError(f"unknown section [{section}] in override {dotted!r}"
-                        f"{_suggest(section, DEFAULTS)}")
+        raise SpecError(
+            f"unknown section [{section}] in override {dotted!r}{_suggest(section, DEFAULTS)}"
+        )
     return section, key
 
 
@@ -345,8 +353,14 @@ def _check_value(section: str, key: str, value: Any) -> None:
 
 
 def _show(value: Any) -> str:
-    kind = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    kind = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
     return f"{value!r} ({kind})"
 
 
@@ -361,7 +375,9 @@ def _check_cross(m: dict[str, dict[str, Any]]) -> None:
     if low != "auto" and high != "auto" and low >= high:
         raise SpecError(f"[search] low ({low:g}) must be below high ({high:g}); swap or widen them")
     if data["label"] in data["drop"]:
-        raise SpecError(f"[data] drop lists the label column {data['label']!r}; remove it from drop")
+        raise SpecError(
+            f"[data] drop lists the label column {data['label']!r}; remove it from drop"
+        )
     constant = {k: v for k, v in cost.items() if not isinstance(v, str)}
     if "fn" in constant and "tp" in constant and constant["fn"] <= constant["tp"]:
         raise SpecError(
@@ -373,6 +389,11 @@ def _check_cross(m: dict[str, dict[str, Any]]) -> None:
             f"[cost] fp ({constant['fp']:g}) must exceed tn ({constant['tn']:g}): otherwise "
             "flagging everything is free; check the cost matrix"
         )
-    if m["model"]["kind"] == "logistic" and m["model"]["hidden"] not in ([], DEFAULTS["model"]["hidden"]):
-        raise SpecError("[model] hidden is set but kind = 'logistic' has no hidden layers; "
-                        "set kind = 'mlp' or drop hidden")
+    if m["model"]["kind"] == "logistic" and m["model"]["hidden"] not in (
+        [],
+        DEFAULTS["model"]["hidden"],
+    ):
+        raise SpecError(
+            "[model] hidden is set but kind = 'logistic' has no hidden layers; "
+            "set kind = 'mlp' or drop hidden"
+        )

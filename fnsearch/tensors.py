@@ -18,8 +18,9 @@ def outcome_costs(y: np.ndarray, costs: CostMatrix) -> tuple[np.ndarray, np.ndar
     return np.where(yb, costs.tp, costs.fp), np.where(yb, costs.fn, costs.tn)
 
 
-def make_split(dataset: Dataset, train_rows: np.ndarray, val_rows: np.ndarray | None,
-               device: torch.device) -> tuple[Split, Preprocessor]:
+def make_split(
+    dataset: Dataset, train_rows: np.ndarray, val_rows: np.ndarray | None, device: torch.device
+) -> tuple[Split, Preprocessor]:
     """Fit preprocessing on ``train_rows`` only and build the training (and validation) tensors."""
     pre = Preprocessor.fit(dataset.features.iloc[train_rows])
 
@@ -31,5 +32,11 @@ def make_split(dataset: Dataset, train_rows: np.ndarray, val_rows: np.ndarray | 
     if val_rows is None:
         return Split(x, y), pre
     if_pos, if_neg = outcome_costs(dataset.y[val_rows], dataset.costs.take(val_rows))
-    return Split(x, y, tensor(pre.transform(dataset.features.iloc[val_rows])),
-                 tensor(dataset.y[val_rows]), tensor(if_pos), tensor(if_neg)), pre
+    return Split(
+        x,
+        y,
+        tensor(pre.transform(dataset.features.iloc[val_rows])),
+        tensor(dataset.y[val_rows]),
+        tensor(if_pos),
+        tensor(if_neg),
+    ), pre

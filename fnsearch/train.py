@@ -36,8 +36,10 @@ def resolve_device(requested: str) -> torch.device:
             )
         dev = torch.device(requested if ":" in requested else "cuda:0")
         if dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"[model] device = {requested!r} but only "
-                              f"{torch.cuda.device_count()} CUDA device(s) exist; pick another")
+            raise DeviceError(
+                f"[model] device = {requested!r} but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist; pick another"
+            )
         return dev
     return torch.device("cpu")
 
@@ -59,8 +61,16 @@ class TrainConfig:
     def from_spec(cls, spec) -> TrainConfig:
         m = spec.model
         hidden = () if m["kind"] == "logistic" else tuple(m["hidden"])
-        return cls(hidden, m["activation"], m["epochs"], m["batch_size"], m["lr"],
-                   m["weight_decay"], m["patience"], spec.study["seed"])
+        return cls(
+            hidden,
+            m["activation"],
+            m["epochs"],
+            m["batch_size"],
+            m["lr"],
+            m["weight_decay"],
+            m["patience"],
+            spec.study["seed"],
+        )
 
     def arch(self, n_in: int) -> Architecture:
         """The architecture for ``n_in`` input features (one-hot widths differ between folds)."""
@@ -119,8 +129,9 @@ def train_population(
     # patience 0 means no early stopping: keep the last epoch's parameters.
     validate = fixed_epochs is None and split.x_val is not None and config.patience > 0
     n_epochs = int(np.max(fixed_epochs)) if fixed_epochs is not None else config.epochs
-    target_epochs = (torch.as_tensor(fixed_epochs, device=device) if fixed_epochs is not None
-                     else None)
+    target_epochs = (
+        torch.as_tensor(fixed_epochs, device=device) if fixed_epochs is not None else None
+    )
     state = _EpochState.start(params, k, device)
     n = split.x.shape[0]
     for epoch in range(1, n_epochs + 1):
@@ -144,11 +155,18 @@ def train_population(
     return FitResult(net, state.epochs.cpu().numpy(), state.failed_epoch.cpu().numpy(), val_logits)
 
 
-def _run_epoch(net, opt, split: Split, w: torch.Tensor, order: torch.Tensor, batch_size: int,
-               state: _EpochState) -> None:
+def _run_epoch(
+    net,
+    opt,
+    split: Split,
+    w: torch.Tensor,
+    order: torch.Tensor,
+    batch_size: int,
+    state: _EpochState,
+) -> None:
     net.train()
     for start in range(0, order.numel(), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         sw = split.sample_weight[idx] if split.sample_weight is not None else None
         member_loss = weighted_bce(net(split.x[idx]), split.y[idx], w, sw)
         state.bad |= ~torch.isfinite(member_loss)
@@ -184,8 +202,9 @@ class _EpochState:
 
     def mark_failed(self, epoch: int) -> None:
         newly = self.bad & (self.failed_epoch < 0)
-        self.failed_epoch = torch.where(newly, torch.full_like(self.failed_epoch, epoch),
-                                        self.failed_epoch)
+        self.failed_epoch = torch.where(
+            newly, torch.full_like(self.failed_epoch, epoch), self.failed_epoch
+        )
 
     @torch.no_grad()
     def update_best(self, net, params, split: Split, epoch: int, patience: int) -> None:
@@ -195,8 +214,9 @@ class _EpochState:
         improved = (cost < self.best_cost) & ~self.stopped & ~self.bad
         self.best_cost = torch.where(improved, cost, self.best_cost)
         self.snapshot(params, improved, epoch)
-        self.since_best = torch.where(improved, torch.zeros_like(self.since_best),
-                                      self.since_best + 1)
+        self.since_best = torch.where(
+            improved, torch.zeros_like(self.since_best), self.since_best + 1
+        )
         self.stopped |= self.since_best >= patience
 
     @torch.no_grad()

@@ -16,8 +16,13 @@ from fnsearch.datasets import load_builtin
 ROOT = Path(__file__).resolve().parents[1]
 
 # Settings that keep a real search small enough for a unit test (seconds, not minutes).
-FAST = {"study.n_trials": 6, "model.epochs": 8, "model.patience": 0, "search.folds": 1,
-        "model.hidden": [8]}
+FAST = {
+    "study.n_trials": 6,
+    "model.epochs": 8,
+    "model.patience": 0,
+    "search.folds": 1,
+    "model.hidden": [8],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +51,9 @@ def write_spec(path: Path, text: str) -> Path:
 
 def german_spec(tmp_path: Path, csv: Path | str = "builtin:german_credit", extra: str = "") -> Path:
     """A German-credit spec with fast settings; ``extra`` is appended TOML."""
-    return write_spec(tmp_path / "spec.toml", f"""
+    return write_spec(
+        tmp_path / "spec.toml",
+        f"""
 [study]
 name = "gc_test"
 n_trials = 6
@@ -64,7 +71,8 @@ epochs = 8
 patience = 0
 hidden = [8]
 {extra}
-""")
+""",
+    )
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -27,8 +27,12 @@ def test_confusion_counts_match_sklearn(kind):
     """Check that counts equal sklearn's confusion_matrix(labels=[0, 1]), trivial predictors too."""
     rng = np.random.default_rng(1)
     y = (rng.random(300) < 0.2).astype(int)
-    pred = {"random": (rng.random(300) < 0.5).astype(int), "all_negative": np.zeros(300, int),
-            "all_positive": np.ones(300, int), "perfect": y}[kind]
+    pred = {
+        "random": (rng.random(300) < 0.5).astype(int),
+        "all_negative": np.zeros(300, int),
+        "all_positive": np.ones(300, int),
+        "perfect": y,
+    }[kind]
     (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1])
     assert confusion_counts(y, pred) == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
 
@@ -38,7 +42,7 @@ def test_cost_per_example_from_sklearn_counts():
     rng = np.random.default_rng(2)
     y = (rng.random(500) < 0.3).astype(int)
     pred = (rng.random(500) < 0.4).astype(int)
-    (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1])
+    (_, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1])
     got = cost_per_example(y, pred, constant(500, tp=0.5))
     assert got == pytest.approx((5 * fn + fp + 0.5 * tp) / 500)
 
@@ -47,8 +51,12 @@ def test_per_example_costs_sum_row_by_row():
     """Check that per-example costs charge each row its own outcome's cost."""
     y = np.array([1, 1, 0, 0])
     pred = np.array([1, 0, 1, 0])
-    c = CostMatrix(fn=np.array([9.0, 7.0, 1, 1]), fp=np.array([1.0, 1, 3, 1]),
-                   tp=np.array([2.0, 1, 0, 0]), tn=np.array([0.0, 0, 0, 0.5]))
+    c = CostMatrix(
+        fn=np.array([9.0, 7.0, 1, 1]),
+        fp=np.array([1.0, 1, 3, 1]),
+        tp=np.array([2.0, 1, 0, 0]),
+        tn=np.array([0.0, 0, 0, 0.5]),
+    )
     assert cost_per_example(y, pred, c) == pytest.approx((2 + 7 + 3 + 0.5) / 4)
 
 
@@ -73,8 +81,9 @@ def test_tune_threshold_matches_brute_force():
     rng = np.random.default_rng(3)
     y = (rng.random(400) < 0.25).astype(int)
     scores = np.clip(rng.normal(0.3 + 0.3 * y, 0.2), 0, 1).round(3)  # rounding makes ties
-    c = CostMatrix(fn=rng.uniform(2, 8, 400), fp=rng.uniform(0.5, 2, 400), tp=np.zeros(400),
-                   tn=np.zeros(400))
+    c = CostMatrix(
+        fn=rng.uniform(2, 8, 400), fp=rng.uniform(0.5, 2, 400), tp=np.zeros(400), tn=np.zeros(400)
+    )
     t, cost = tune_threshold(y, scores, c)
     candidates = np.concatenate([np.unique(scores), [2.0]])
     brute = min(cost_per_example(y, scores >= s, c) for s in candidates)

@@ -12,16 +12,25 @@ from fnsearch.spec import load_spec
 
 
 def spec_for(path, label="y", positive=1, cost=None, **data):
-    return load_spec({"data": {"path": str(path), "label": label, "positive": positive, **data},
-                      "cost": cost or {"fn": 5, "fp": 1}})
+    return load_spec(
+        {
+            "data": {"path": str(path), "label": label, "positive": positive, **data},
+            "cost": cost or {"fn": 5, "fp": 1},
+        }
+    )
 
 
 def frame(n=400, pos_rate=0.25, labels=(1, 0), seed=0):
     rng = np.random.default_rng(seed)
     y = rng.random(n) < pos_rate
     y[: int(n * pos_rate)] = True  # enough positives whatever the draw
-    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y", "z"], n),
-                         "y": np.where(y, labels[0], labels[1])})
+    return pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.choice(["x", "y", "z"], n),
+            "y": np.where(y, labels[0], labels[1]),
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -47,7 +56,11 @@ def test_labels_map_only_through_the_positive_value(raw, positive, expected_posi
     ("raw", "positive", "match"),
     [
         (["a", "b", "c"], "a", r"has 3 values \('a', 'b', 'c'\); fnsearch needs exactly two"),
-        (["a", "b"], "z", r"positive label 'z' does not occur in column 'y'; its values are 'a', 'b'"),
+        (
+            ["a", "b"],
+            "z",
+            r"positive label 'z' does not occur in column 'y'; its values are 'a', 'b'",
+        ),
         (["1.0", "0.0"], "1", r"write positive = 1 without quotes"),
         (["a", "a"], "a", r"no negatives"),
         (["a", None, "b"], "a", r"empty in 1 row"),
@@ -116,11 +129,19 @@ def test_drop_and_cost_columns_are_not_features(tmp_path):
     ("mutate", "cost", "error", "match"),
     [
         (lambda d: d, {"fn": "nope", "fp": 1}, CostError, r"names column 'nope', which is not in"),
-        (lambda d: d.assign(c=[np.nan] + [1.0] * (len(d) - 1)), {"fn": "c", "fp": 1}, CostError,
-         r"1 missing or non-numeric"),
+        (
+            lambda d: d.assign(c=[np.nan] + [1.0] * (len(d) - 1)),
+            {"fn": "c", "fp": 1},
+            CostError,
+            r"1 missing or non-numeric",
+        ),
         (lambda d: d.assign(c=-1.0), {"fn": "c", "fp": 1}, CostError, r"negative"),
-        (lambda d: d.assign(c=0.5), {"fn": "c", "fp": 1, "tp": 1}, CostError,
-         r"C_TP > C_FN in \d+ row\(s\).*cheaper missed than caught"),
+        (
+            lambda d: d.assign(c=0.5),
+            {"fn": "c", "fp": 1, "tp": 1},
+            CostError,
+            r"C_TP > C_FN in \d+ row\(s\).*cheaper missed than caught",
+        ),
     ],
 )
 def test_cost_column_mistakes(tmp_path, mutate, cost, error, match):
@@ -152,7 +173,9 @@ def test_missing_file_and_label(tmp_path):
         prepare_dataset(spec_for(tmp_path / "none.csv"))
     path = tmp_path / "d.csv"
     frame(300).to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"label column 'target' is not in the data; columns are 'a'"):
+    with pytest.raises(
+        DataError, match=r"label column 'target' is not in the data; columns are 'a'"
+    ):
         prepare_dataset(spec_for(path, label="target"))
 
 
@@ -161,7 +184,10 @@ def test_parquet_and_builtins(tmp_path):
     path = tmp_path / "d.parquet"
     frame(300).to_parquet(path)
     assert prepare_dataset(spec_for(path)).y.sum() > 0
-    expected = {"german_credit": ("risk", "bad", 300), "breast_cancer": ("diagnosis", "malignant", 212)}
+    expected = {
+        "german_credit": ("risk", "bad", 300),
+        "breast_cancer": ("diagnosis", "malignant", 212),
+    }
     for name, (label, positive, n_pos) in expected.items():
         ds = prepare_dataset(spec_for(f"builtin:{name}", label=label, positive=positive))
         assert int(ds.y.sum()) == n_pos

@@ -18,9 +18,11 @@ from fnsearch.spec import load_spec
 
 from .conftest import FAST
 
-SPEC = {"study": {"name": "gc_result"},
-        "data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
-        "cost": {"fn": 5, "fp": 1}}
+SPEC = {
+    "study": {"name": "gc_result"},
+    "data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
+    "cost": {"fn": 5, "fp": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,20 @@ def test_summary_json_is_to_dict_with_every_key(run):
     result, out = run
     summary = json.loads((out / "summary.json").read_text())
     assert summary == result.to_dict()
-    for key in ("schema_version", "fnsearch_version", "versions", "study", "spec", "data", "cost",
-                "best", "test", "baselines", "trials", "timing"):
+    for key in (
+        "schema_version",
+        "fnsearch_version",
+        "versions",
+        "study",
+        "spec",
+        "data",
+        "cost",
+        "best",
+        "test",
+        "baselines",
+        "trials",
+        "timing",
+    ):
         assert key in summary
     assert summary["schema_version"] == 1
     assert set(summary["versions"]) >= {"python", "torch", "optuna", "sklearn"}
@@ -45,15 +59,28 @@ def test_summary_json_is_to_dict_with_every_key(run):
     assert {"fn", "fp", "tp", "tn", "theory_weight"} <= set(summary["cost"])
     assert summary["cost"]["theory_weight"] == pytest.approx(5.0)
     best = summary["best"]
-    assert {"policy", "pos_weight", "threshold", "val_cost_per_example", "val_cost_se", "plateau",
-            "trial", "final_refit"} <= set(best)
+    assert {
+        "policy",
+        "pos_weight",
+        "threshold",
+        "val_cost_per_example",
+        "val_cost_se",
+        "plateau",
+        "trial",
+        "final_refit",
+    } <= set(best)
     assert best["policy"] == "searched"
     assert best["plateau"][0] <= best["pos_weight"] <= best["plateau"][1]
     for section in [summary["test"], *summary["baselines"].values()]:
         assert {"cost_per_example", "ci95", "tp", "fp", "tn", "fn", "savings"} <= set(section)
         assert section["ci95"][0] <= section["cost_per_example"] <= section["ci95"][1]
-    assert set(summary["baselines"]) == {"unweighted", "theory_weight", "tuned_threshold",
-                                         "all_negative", "all_positive"}
+    assert set(summary["baselines"]) == {
+        "unweighted",
+        "theory_weight",
+        "tuned_threshold",
+        "all_negative",
+        "all_positive",
+    }
     assert summary["trials"] == {"complete": 6, "pruned": 0, "failed": 0}
     assert summary["timing"]["device"] == "cpu" and summary["timing"]["seconds"] > 0
 
@@ -73,7 +100,8 @@ def test_trivial_baselines_match_the_cost_formula(run):
     y = ds.y[ds.test]
     c = ds.costs.take(ds.test)
     assert result.baselines["all_positive"]["cost_per_example"] == pytest.approx(
-        cost_per_example(y, np.ones_like(y), c))
+        cost_per_example(y, np.ones_like(y), c)
+    )
     assert result.baselines["all_negative"]["cost_per_example"] == pytest.approx(5 * y.mean())
     assert result.data["positives"] == ds.counts("positives")
 
@@ -103,16 +131,31 @@ def test_model_file_is_a_plain_state_dict(run):
 def test_run_folder_files(run):
     """Check every file DESIGN.md lists is in the run folder."""
     _, out = run
-    for name in ("report.html", "summary.json", "trials.csv", "study.log", "model.pt",
-                 "preprocessing.json", "run.log"):
+    for name in (
+        "report.html",
+        "summary.json",
+        "trials.csv",
+        "study.log",
+        "model.pt",
+        "preprocessing.json",
+        "run.log",
+    ):
         assert (out / name).is_file(), name
     assert "trials 6/6" in (out / "run.log").read_text()
 
 
 def test_no_trial_completes():
     """Check that when every trial fails the result has null best and test, and says why."""
-    result = tune(SPEC, overrides={**FAST, "search.low": 1e36, "search.high": 1e38,
-                                   "model.lr": 10.0, "study.n_trials": 2})
+    result = tune(
+        SPEC,
+        overrides={
+            **FAST,
+            "search.low": 1e36,
+            "search.high": 1e38,
+            "model.lr": 10.0,
+            "study.n_trials": 2,
+        },
+    )
     if result.trials["complete"]:
         pytest.skip("training did not diverge on this platform")
     assert result.best is None and result.test is None

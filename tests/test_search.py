@@ -12,8 +12,10 @@ from fnsearch.spec import load_spec
 
 from .conftest import FAST
 
-SPEC = {"data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
-        "cost": {"fn": 5, "fp": 1}}
+SPEC = {
+    "data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
+    "cost": {"fn": 5, "fp": 1},
+}
 
 
 def test_theory_weight_and_one_are_the_first_trials():
@@ -62,8 +64,16 @@ def test_a_different_spec_is_refused_on_resume(tmp_path):
 
 def test_diverging_weights_fail_and_the_study_goes_on():
     """Check that a weight whose loss goes non-finite fails with its reason, the rest complete."""
-    result = tune(SPEC, overrides={**FAST, "search.low": 1e30, "search.high": 1e38,
-                                   "model.lr": 10.0, "study.n_trials": 4})
+    result = tune(
+        SPEC,
+        overrides={
+            **FAST,
+            "search.low": 1e30,
+            "search.high": 1e38,
+            "model.lr": 10.0,
+            "study.n_trials": 4,
+        },
+    )
     table = result.trials_table
     failed = table[table["state"] == "fail"]
     assert len(failed) >= 1

@@ -9,8 +9,10 @@ from fnsearch.spec import DEFAULTS, load_spec, mask_url, parse_override_value
 
 from .conftest import ROOT, write_spec
 
-MINIMAL = {"data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
-           "cost": {"fn": 5, "fp": 1}}
+MINIMAL = {
+    "data": {"path": "builtin:german_credit", "label": "risk", "positive": "bad"},
+    "cost": {"fn": 5, "fp": 1},
+}
 
 
 def with_(section: str, **keys):
@@ -64,7 +66,7 @@ def test_mistakes_raise_spec_error(spec, match):
 
 def test_toml_syntax_error_gives_the_line(tmp_path):
     """Check that a TOML syntax error names the file and the line."""
-    path = write_spec(tmp_path / "bad.toml", "[data]\npath = \"x.csv\"\nlabel = \n")
+    path = write_spec(tmp_path / "bad.toml", '[data]\npath = "x.csv"\nlabel = \n')
     with pytest.raises(SpecError, match=r"not valid TOML: .*line 3"):
         load_spec(path)
 
@@ -77,7 +79,9 @@ def test_missing_spec_file(tmp_path):
 
 def test_precedence_defaults_file_env_overrides(tmp_path, monkeypatch):
     """Check defaults < spec file < FNSEARCH_STORAGE < overrides < explicit arguments."""
-    path = write_spec(tmp_path / "s.toml", """
+    path = write_spec(
+        tmp_path / "s.toml",
+        """
 [study]
 storage = "sqlite:///from_file.db"
 n_trials = 10
@@ -88,7 +92,8 @@ positive = 1
 [cost]
 fn = 2
 fp = 1
-""")
+""",
+    )
     assert load_spec(path).study["storage"] == "sqlite:///from_file.db"
     monkeypatch.setenv("FNSEARCH_STORAGE", "sqlite:///from_env.db")
     assert load_spec(path).study["storage"] == "sqlite:///from_env.db"
@@ -114,7 +119,7 @@ def test_bad_override_key():
     """Check that an override with an unknown key suggests the right one."""
     with pytest.raises(SpecError, match="did you mean 'batch_size'"):
         load_spec(MINIMAL, {"model.batchsize": 32})
-    with pytest.raises(SpecError, match="section.key"):
+    with pytest.raises(SpecError, match=r"section\.key"):
         load_spec(MINIMAL, {"epochs": 3})
 
 

@@ -23,8 +23,16 @@ def toy_split(n=300, d=6, n_val=120, seed=0):
 
 
 def config(**kw):
-    base = {"hidden": (16,), "activation": "relu", "epochs": 15, "batch_size": 32, "lr": 3e-3,
-            "weight_decay": 1e-4, "patience": 0, "seed": 0}
+    base = {
+        "hidden": (16,),
+        "activation": "relu",
+        "epochs": 15,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "patience": 0,
+        "seed": 0,
+    }
     return TrainConfig(**{**base, **kw})
 
 
@@ -41,7 +49,9 @@ def test_batched_population_equals_members_trained_alone(hidden, patience):
         assert alone.epochs[0] == together.epochs[k]
         for a, b in zip(alone.net.parameters(), together.net.parameters(), strict=True):
             torch.testing.assert_close(a[0], b[k], atol=1e-5, rtol=1e-4)
-        np.testing.assert_allclose(alone.val_logits[0], together.val_logits[k], atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(
+            alone.val_logits[0], together.val_logits[k], atol=1e-4, rtol=1e-4
+        )
 
 
 def test_early_stopping_freezes_members_independently():
@@ -58,8 +68,9 @@ def test_fixed_epochs_snapshot_each_member_at_its_own_count():
     three = train_population(split, np.array([1.0]), config(epochs=3))
     nine = train_population(split, np.array([1.0]), config(epochs=9))
     assert both.epochs.tolist() == [3, 9]
-    for p, p3, p9 in zip(both.net.parameters(), three.net.parameters(), nine.net.parameters(),
-                         strict=True):
+    for p, p3, p9 in zip(
+        both.net.parameters(), three.net.parameters(), nine.net.parameters(), strict=True
+    ):
         torch.testing.assert_close(p[0], p3[0], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(p[1], p9[0], atol=1e-5, rtol=1e-4)
 

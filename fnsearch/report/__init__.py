@@ -16,7 +16,7 @@ from plotly.offline import get_plotlyjs
 from ..result import TuneResult
 from . import _figures as F
 
-__all__ = ["figures", "render_report", "headline"]
+__all__ = ["figures", "headline", "render_report"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -49,8 +49,11 @@ def figures(result: TuneResult) -> list[tuple[str, go.Figure]]:
     out: list[tuple[str, go.Figure]] = []
     cost = F.cost_info(trials, result.best, theory)
     if cost.weight:
-        out += [("cost", F.plot_cost(cost)), ("errors", F.plot_errors(cost)),
-                ("precision-recall", F.plot_precision_recall(cost))]
+        out += [
+            ("cost", F.plot_cost(cost)),
+            ("errors", F.plot_errors(cost)),
+            ("precision-recall", F.plot_precision_recall(cost)),
+        ]
     curves = F.curve_info(result.curves)
     if curves is not None:
         out += [("roc", F.plot_roc(curves)), ("pr", F.plot_pr(curves))]
@@ -68,7 +71,9 @@ def _fmt(x: Any, digits: int = 4) -> str:
     if x is None:
         return "n/a"
     if isinstance(x, float):
-        return f"{x:.{digits}g}" if abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-3) else f"{x:.{digits}f}"
+        return (
+            f"{x:.{digits}g}" if abs(x) >= 1e4 or (x != 0 and abs(x) < 1e-3) else f"{x:.{digits}f}"
+        )
     return escape(str(x))
 
 
@@ -76,8 +81,10 @@ def headline(result: TuneResult) -> str:
     """One sentence: chosen weight and threshold, test cost with interval, savings, comparison."""
     best, test = result.best, result.test
     if best is None or test is None:
-        return ("No trial completed, so no weight was chosen. "
-                f"{result.trials['failed']} trial(s) failed; their reasons are listed below.")
+        return (
+            "No trial completed, so no weight was chosen. "
+            f"{result.trials['failed']} trial(s) failed; their reasons are listed below."
+        )
     unweighted = result.baselines["unweighted"]["cost_per_example"]
     tuned = result.baselines["tuned_threshold"]["cost_per_example"]
     theory = result.baselines["theory_weight"]["cost_per_example"]
@@ -104,19 +111,26 @@ def _baselines_table(result: TuneResult) -> str:
             f"<td>{s['savings']:.1%}</td><td>{s['tp']}</td><td>{s['fp']}</td><td>{s['tn']}</td>"
             f"<td>{s['fn']}</td></tr>"
         )
-    return ("<table><tr><th>policy (test rows)</th><th>cost per example</th><th>95% interval</th>"
-            "<th>savings</th><th>TP</th><th>FP</th><th>TN</th><th>FN</th></tr>" + "".join(rows)
-            + "</table>")
+    return (
+        "<table><tr><th>policy (test rows)</th><th>cost per example</th><th>95% interval</th>"
+        "<th>savings</th><th>TP</th><th>FP</th><th>TN</th><th>FN</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _problems_table(result: TuneResult) -> str:
     problems = F.states_info(result.trials_table).problems
     if not problems:
         return '<p class="muted">Every trial completed.</p>'
-    rows = "".join(f"<tr><td>{n}</td><td>{escape(s)}</td><td>{w:.4g}</td><td>{escape(r)}</td></tr>"
-                   for n, s, w, r in problems)
-    return ("<table><tr><th>trial</th><th>state</th><th>pos_weight</th><th>reason</th></tr>"
-            f"{rows}</table>")
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{escape(s)}</td><td>{w:.4g}</td><td>{escape(r)}</td></tr>"
+        for n, s, w, r in problems
+    )
+    return (
+        "<table><tr><th>trial</th><th>state</th><th>pos_weight</th><th>reason</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def _facts(result: TuneResult) -> str:
@@ -125,19 +139,32 @@ def _facts(result: TuneResult) -> str:
         ("study", result.study["name"]),
         ("data", result.spec["data"]["path"]),
         ("label", f"{d['label']} (positive = {d['positive_label']})"),
-        ("rows train / val / test", " / ".join(str(d["rows"][k]) for k in ("train", "val", "test"))),
-        ("positives train / val / test",
-         " / ".join(str(d["positives"][k]) for k in ("train", "val", "test"))),
+        (
+            "rows train / val / test",
+            " / ".join(str(d["rows"][k]) for k in ("train", "val", "test")),
+        ),
+        (
+            "positives train / val / test",
+            " / ".join(str(d["positives"][k]) for k in ("train", "val", "test")),
+        ),
         ("costs", ", ".join(f"{k.upper()} = {result.cost[k]}" for k in ("fn", "fp", "tp", "tn"))),
         ("weight range", f"{s['low']:.3g} to {s['high']:.3g} (log scale), sampler {s['sampler']}"),
-        ("trial score", f"{s['folds']}-fold cross-validation of train+val" if s["folds"] > 1
-         else "cost on the validation split"),
+        (
+            "trial score",
+            f"{s['folds']}-fold cross-validation of train+val"
+            if s["folds"] > 1
+            else "cost on the validation split",
+        ),
         ("trials", ", ".join(f"{v} {k}" for k, v in result.trials.items())),
         ("search time", f"{t['seconds']:.1f} s on {t['device']}, population {s['population']}"),
     ]
     if result.best is not None:
-        rows.append(("plateau (within 1 se of best)",
-                     f"{result.best['plateau'][0]:.3g} to {result.best['plateau'][1]:.3g}"))
+        rows.append(
+            (
+                "plateau (within 1 se of best)",
+                f"{result.best['plateau'][0]:.3g} to {result.best['plateau'][1]:.3g}",
+            )
+        )
     body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
@@ -145,8 +172,15 @@ def _facts(result: TuneResult) -> str:
 def _figure_script(div_id: str, fig: go.Figure) -> str:
     # "</" inside JSON would close the <script> element early: escape it.
     payload = fig.to_json().replace("</", "<\\/")
-    return (f"(function(f){{Plotly.newPlot({json.dumps(div_id)}, f.data, f.layout, "
-            f"{{responsive: true, displaylogo: false}});}})({payload});")
+    return (
+        f"(function(f){{Plotly.newPlot({json.dumps(div_id)}, f.data, f.layout, "
+        f"{{responsive: true, displaylogo: false}});}})({payload});"
+    )
+
+
+def _versions_line(result: TuneResult) -> str:
+    parts = ", ".join(f"{k} {v}" for k, v in result.versions.items())
+    return escape(f"fnsearch {result.fnsearch_version}; {parts}")
 
 
 def render_report(result: TuneResult) -> str:
@@ -161,11 +195,11 @@ def render_report(result: TuneResult) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>fnsearch report: {escape(result.study['name'])}</title>
+<title>fnsearch report: {escape(result.study["name"])}</title>
 <style>{_CSS}</style>
 <script>{get_plotlyjs()}</script>
 </head><body><main>
-<h1>fnsearch report: {escape(result.study['name'])}</h1>
+<h1>fnsearch report: {escape(result.study["name"])}</h1>
 {warn}
 <p class="lead" id="headline">{headline(result)}</p>
 <p class="muted">Per-trial figures show validation (or cross-validation) values only; test values
@@ -181,7 +215,7 @@ Scores are sigmoid outputs of a model trained with pos_weight, not calibrated pr
 {_facts(result)}
 <h2>Spec</h2>
 <pre>{spec_json}</pre>
-<p class="muted">fnsearch {escape(result.fnsearch_version)}; {escape(', '.join(f'{k} {v}' for k, v in result.versions.items()))}</p>
+<p class="muted">{_versions_line(result)}</p>
 </main>
 <script>
 {scripts}
