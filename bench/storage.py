@@ -15,9 +15,18 @@ from optuna.distributions import FloatDistribution
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 N_TRIALS, BATCH = 256, 16
-ATTRS = {"value_se": 0.01, "tp": 50, "fp": 40, "tn": 100, "fn": 10, "pred_pos_rate": 0.4,
-         "tuned_threshold": 0.3, "tuned_value": 0.45, "epochs": [20, 21, 19, 22, 20],
-         "seconds": 0.01}
+ATTRS = {
+    "value_se": 0.01,
+    "tp": 50,
+    "fp": 40,
+    "tn": 100,
+    "fn": 10,
+    "pred_pos_rate": 0.4,
+    "tuned_threshold": 0.3,
+    "tuned_value": 0.45,
+    "epochs": [20, 21, 19, 22, 20],
+    "seconds": 0.01,
+}
 
 
 def run(storage) -> float:

@@ -185,9 +185,22 @@ def test_parquet_and_builtins(tmp_path):
     frame(300).to_parquet(path)
     assert prepare_dataset(spec_for(path)).y.sum() > 0
     expected = {
-        "german_credit": ("risk", "bad", 300),
-        "breast_cancer": ("diagnosis", "malignant", 212),
+        "german_credit": ("risk", "bad", 300, "bad"),
+        "breast_cancer": ("diagnosis", "malignant", 212, "malignant"),
+        "churn_tv": ("target", 1, 449, "1.0"),
+        "bank_marketing": ("y", "yes", 5289, "yes"),
     }
-    for name, (label, positive, n_pos) in expected.items():
+    for name, (label, positive, n_pos, raw) in expected.items():
         ds = prepare_dataset(spec_for(f"builtin:{name}", label=label, positive=positive))
-        assert int(ds.y.sum()) == n_pos
+        assert int(ds.y.sum()) == n_pos and ds.positive_label == raw
+
+
+def test_bank_marketing_costs_are_computed_on_load():
+    """Check the literature costs: C_FP = C_TP = 1, C_FN = max(0.25 * 0.0246 * balance, 1), C_TN = 0."""
+    from fnsearch.datasets import load_builtin
+
+    bank = load_builtin("bank_marketing")
+    assert (bank["C_FP"] == 1).all() and (bank["C_TP"] == 1).all() and (bank["C_TN"] == 0).all()
+    expected = np.maximum(0.25 * 0.0246 * bank["balance"].to_numpy(dtype=float), 1.0)
+    np.testing.assert_allclose(bank["C_FN"], expected)
+    assert (bank["balance"] < 0).any()

@@ -32,7 +32,7 @@ def test_minimal_spec_gets_every_default():
 
 def test_bundled_specs_load():
     """Check that the specs in studies/ are valid and named after their files."""
-    for name in ("german_credit", "breast_cancer"):
+    for name in ("german_credit", "breast_cancer", "churn_tv"):
         spec = load_spec(ROOT / "studies" / f"{name}.toml")
         assert spec.study["name"] == name
 

@@ -1,0 +1,266 @@
+"""Speed benchmark: fnsearch against the loop a user writes from the seed answer, and row scaling.
+
+    .venv/bin/python bench/speed.py              # both parts
+    .venv/bin/python bench/speed.py --part seed  # only the seed-loop comparison
+    .venv/bin/python bench/speed.py --part scale # only the scaling table
+
+(a) The seed loop: an MLP (hidden 32) trained per trial with a DataLoader of batch 64, Adam lr 1e-3,
+50 epochs, the seed's weighted-loss module, Optuna TPE over pos_weight in [0.1, 100], scored by
+validation cost. (b) `fnsearch search` with the same model, epochs, batch size and lr, early
+stopping off, one validation split, 256 trials, its default storage; its `timing.seconds` is end to
+end (storage included). Both use the same split and preprocessing of German credit. Ratios are
+within this one process run, so machine noise mostly cancels.
+
+The scaling table resamples German credit to 10k, 100k and 1M rows (61 features after one-hot) and
+runs each size in a fresh process (peak RSS never goes down): seconds per trial and peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "studies" / "german_credit.toml"
+SEED_SETTINGS = {
+    "hidden": 32,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "epochs": 50,
+    "low": 0.1,
+    "high": 100.0,
+}
+
+
+class SeedWeightedBCE(torch.nn.Module):
+    """The seed answer's loss module, verbatim in spirit."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = w
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -(self.w * y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x)).mean()
+
+
+def _german_tensors():
+    from fnsearch.data import prepare_dataset
+    from fnsearch.spec import load_spec
+    from fnsearch.tensors import make_split
+
+    spec = load_spec(SPEC, {"search.folds": 1})
+    ds = prepare_dataset(spec)
+    split, pre = make_split(ds, ds.train, ds.val, torch.device("cpu"))
+    x_test = torch.as_tensor(pre.transform(ds.features.iloc[ds.test]))
+    return ds, split, x_test
+
+
+def seed_loop(n_trials: int) -> dict:
+    """The per-trial loop a user writes; returns trials/s and the chosen weight's test cost."""
+    from fnsearch.costs import bootstrap_ci, example_costs
+
+    ds, split, x_test = _german_tensors()
+    s = SEED_SETTINGS
+    y_val = ds.y[ds.val]
+    c_val, c_test = ds.costs.take(ds.val), ds.costs.take(ds.test)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(split.x, split.y), batch_size=s["batch_size"], shuffle=True
+    )
+    best: dict = {"value": float("inf")}
+
+    def objective(trial: optuna.Trial) -> float:
+        w = trial.suggest_float("pos_weight", s["low"], s["high"], log=True)
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(split.x.shape[1], s["hidden"]),
+            torch.nn.ReLU(),
+            torch.nn.Linear(s["hidden"], 1),
+        )
+        opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
+        loss_fn = SeedWeightedBCE(w)
+        for _ in range(s["epochs"]):
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss_fn(model(xb).squeeze(-1), yb).backward()
+                opt.step()
+        with torch.no_grad():
+            val_pred = (model(split.x_val).squeeze(-1) >= 0).numpy()
+            value = float(example_costs(y_val, val_pred, c_val).mean())
+            if value < best["value"]:
+                test_pred = (model(x_test).squeeze(-1) >= 0).numpy()
+                best.update(value=value, w=w, test=example_costs(ds.y[ds.test], test_pred, c_test))
+        return value
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=n_trials)
+    seconds = time.perf_counter() - start
+    return {
+        "trials": n_trials,
+        "seconds": seconds,
+        "trials_per_second": n_trials / seconds,
+        "pos_weight": best["w"],
+        "test_cost": float(best["test"].mean()),
+        "test_ci95": bootstrap_ci(best["test"], seed=0),
+    }
+
+
+def fnsearch_run(n_trials: int, extra: list[str]) -> dict:
+    """`fnsearch search` end to end with the seed loop's settings; reads summary.json."""
+    s = SEED_SETTINGS
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "run"
+        sets = [
+            f"model.hidden=[{s['hidden']}]",
+            f"model.batch_size={s['batch_size']}",
+            f"model.lr={s['lr']}",
+            f"model.epochs={s['epochs']}",
+            "model.patience=0",
+            "search.folds=1",
+            f"search.low={s['low']}",
+            f"search.high={s['high']}",
+            *extra,
+        ]
+        cmd = [
+            sys.executable,
+            "-m",
+            "fnsearch",
+            "search",
+            str(SPEC),
+            "--out",
+            str(out),
+            "--quiet",
+            "--trials",
+            str(n_trials),
+        ]
+        for item in sets:
+            cmd += ["--set", item]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        summary = json.loads((out / "summary.json").read_text())
+    t = summary["timing"]
+    return {
+        "trials": summary["trials"]["complete"],
+        "seconds": t["seconds"],
+        "trials_per_second": t["trials_per_second"],
+        "pos_weight": summary["best"]["pos_weight"],
+        "test_cost": summary["test"]["cost_per_example"],
+        "test_ci95": summary["test"]["ci95"],
+        "population": summary["search"]["population"],
+    }
+
+
+def part_seed(seed_trials: int, fn_trials: int) -> None:
+    print(
+        f"German credit, MLP hidden 32, batch 64, Adam lr 1e-3, 50 epochs, no early stopping, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    seed = seed_loop(seed_trials)
+    fn = fnsearch_run(fn_trials, [])
+    for name, r in (("seed loop", seed), ("fnsearch", fn)):
+        lo, hi = r["test_ci95"]
+        print(
+            f"  {name:<10} {r['trials']:>4} trials in {r['seconds']:7.2f} s = "
+            f"{r['trials_per_second']:7.2f} trials/s; chosen w {r['pos_weight']:.3g}, "
+            f"test cost {r['test_cost']:.4f} (95% {lo:.4f}-{hi:.4f})"
+        )
+    print(
+        f"  speed-up: {fn['trials_per_second'] / seed['trials_per_second']:.1f}x trials per second "
+        f"(fnsearch population {fn['population']})"
+    )
+
+
+# --- scaling ---------------------------------------------------------------------------------
+
+
+def scale_child(rows: int, trials: int) -> dict:
+    """One row of the scaling table, in this (fresh) process."""
+    from fnsearch import tune
+    from fnsearch.datasets import load_builtin
+
+    frame = load_builtin("german_credit")
+    big = frame.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "big.parquet"
+        big.to_parquet(path)
+        spec = {
+            "data": {"path": str(path), "label": "risk", "positive": "bad"},
+            "cost": {"fn": 5, "fp": 1},
+        }
+        result = tune(
+            spec,
+            overrides={
+                "study.n_trials": trials,
+                "search.population": trials,
+                "search.folds": 1,
+                "model.epochs": 2,
+                "model.patience": 0,
+                "model.batch_size": 256,
+            },
+        )
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    design_mib = rows * result.data["features"] * 4 / 2**20
+    return {
+        "rows": rows,
+        "features": result.data["features"],
+        "seconds_per_trial": result.timing["seconds"] / trials,
+        "peak_rss_mib": rss_mib,
+        "design_matrix_mib": design_mib,
+    }
+
+
+def part_scale(sizes: list[int], trials: int) -> None:
+    print(
+        f"scaling: resampled German credit, {trials} trials as one population, 2 epochs, "
+        "batch 256, one validation split; each row a fresh process"
+    )
+    print(
+        f"  {'rows':>9} {'s/trial':>9} {'peak RSS MiB':>13} {'X float32 MiB':>14} {'s/trial/100k rows':>17}"
+    )
+    for rows in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(rows), "--trials", str(trials)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"  {rows:>9} {r['seconds_per_trial']:>9.3f} {r['peak_rss_mib']:>13.0f} "
+            f"{r['design_matrix_mib']:>14.0f} {r['seconds_per_trial'] / rows * 1e5:>17.3f}"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--part", choices=["seed", "scale", "all"], default="all")
+    p.add_argument("--seed-trials", type=int, default=8)
+    p.add_argument("--trials", type=int, default=256)
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(scale_child(args.child, args.trials)))
+        return
+    if args.part in ("seed", "all"):
+        part_seed(args.seed_trials, args.trials)
+    if args.part in ("scale", "all"):
+        part_scale([int(s) for s in args.sizes.split(",")], 16)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
