@@ -113,6 +113,12 @@ def _mark_weights(fig: go.Figure, info: CostInfo) -> None:
         )
 
 
+def _log_range(info: CostInfo) -> list[float]:
+    # Shapes and their labels make plotly autorange a log axis far too wide: pin it to the data.
+    xs = [*info.weight, info.theory] + ([info.chosen] if info.chosen is not None else [])
+    return [float(np.log10(min(xs))) - 0.1, float(np.log10(max(xs))) + 0.1]
+
+
 def plot_cost(info: CostInfo) -> go.Figure:
     """Validation cost per example vs weight (log x), 95% band, w*, chosen weight and plateau."""
     v, s = np.asarray(info.value), 1.96 * np.asarray(info.se)
@@ -141,7 +147,7 @@ def plot_cost(info: CostInfo) -> go.Figure:
     _mark_weights(fig, info)
     fig.update_layout(
         title="Validation cost per example vs pos_weight",
-        xaxis_type="log",
+        xaxis_type="log", xaxis_range=_log_range(info),
         xaxis_title="pos_weight (log scale)",
         yaxis_title="cost per example",
         **_LAYOUT,
@@ -166,7 +172,7 @@ def plot_errors(info: CostInfo) -> go.Figure:
     _mark_weights(fig, info)
     fig.update_layout(
         title="FN and FP counts vs pos_weight (validation)",
-        xaxis_type="log",
+        xaxis_type="log", xaxis_range=_log_range(info),
         xaxis_title="pos_weight (log scale)",
         yaxis_title="count",
         **_LAYOUT,
@@ -195,7 +201,7 @@ def plot_precision_recall(info: CostInfo) -> go.Figure:
     _mark_weights(fig, info)
     fig.update_layout(
         title="Precision and recall vs pos_weight (validation)",
-        xaxis_type="log",
+        xaxis_type="log", xaxis_range=_log_range(info),
         xaxis_title="pos_weight (log scale)",
         yaxis_title="",
         yaxis_range=[0, 1.05],
