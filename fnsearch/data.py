@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from .costs import CostMatrix
 from .datasets import load_builtin
@@ -424,6 +423,7 @@ def resolve_folds(folds: int | str, pool_rows: int) -> int:
 
 def prepare_dataset(spec: Any) -> Dataset:
     """Read and validate the spec's data and split it (stratified, seeded)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
     data, seed = spec.data, spec.study["seed"]
     frame = read_table(data, label=data["label"])
     if data["label"] not in frame.columns:

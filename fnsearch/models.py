@@ -46,44 +46,56 @@ class PopulationNet(torch.nn.Module):
         self.arch = arch
         self.n_members = n_members
         self._act = _ACTIVATIONS[arch.activation]
+        # All parameters live in one (K, P) tensor: the optimiser and the per-member bookkeeping
+        # (snapshots, freezing) then touch one tensor per step instead of two per layer.
+        self._shapes = [
+            (fan_in, fan_out) for fan_in, fan_out in itertools.pairwise(arch.sizes)
+        ]
         # One member's initialisation, drawn on the CPU so it is the same on every device, then
         # repeated: torch.nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both.
         gen = torch.Generator().manual_seed(seed)
-        weights, biases = [], []
-        for fan_in, fan_out in zip(arch.sizes[:-1], arch.sizes[1:], strict=True):
+        pieces = []
+        for fan_in, fan_out in self._shapes:
             bound = 1.0 / math.sqrt(fan_in)
-            w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
-            b = (torch.rand(1, fan_out, generator=gen) * 2 - 1) * bound
-            weights.append(torch.nn.Parameter(w.expand(n_members, -1, -1).clone().to(device)))
-            biases.append(torch.nn.Parameter(b.expand(n_members, -1, -1).clone().to(device)))
-        self.weights = torch.nn.ParameterList(weights)
-        self.biases = torch.nn.ParameterList(biases)
+            pieces.append((torch.rand(fan_in * fan_out, generator=gen) * 2 - 1) * bound)
+            pieces.append((torch.rand(fan_out, generator=gen) * 2 - 1) * bound)
+        one = torch.cat(pieces)
+        self.flat = torch.nn.Parameter(one.expand(n_members, -1).clone().to(device))
+
+    def layers(self, flat: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Views ``(W (K, fan_in, fan_out), b (K, 1, fan_out))`` of each layer."""
+        flat = self.flat if flat is None else flat
+        out, start = [], 0
+        for fan_in, fan_out in self._shapes:
+            w = flat[:, start : start + fan_in * fan_out].view(-1, fan_in, fan_out)
+            start += fan_in * fan_out
+            b = flat[:, start : start + fan_out].view(-1, 1, fan_out)
+            start += fan_out
+            out.append((w, b))
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.n_members
-        w0, b0 = self.weights[0], self.biases[0]
-        # First layer as one (n, d) x (d, K*h) matmul: the input is shared by every member.
-        h = (x @ w0.permute(1, 0, 2).reshape(w0.shape[1], -1)).reshape(x.shape[0], k, -1)
-        h = h.transpose(0, 1) + b0
-        for w, b in zip(self.weights[1:], self.biases[1:], strict=True):
+        (w0, b0), *rest = self.layers()
+        h = torch.baddbmm(b0, x.expand(self.n_members, -1, -1), w0)
+        for w, b in rest:
             h = torch.baddbmm(b, self._act(h), w)
         return h.squeeze(-1)
 
     def state_of(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s parameters in ``torch.nn.Sequential`` naming (see below)."""
-        return to_sequential_state(
-            [w[member] for w in self.weights], [b[member] for b in self.biases]
-        )
+        layers = self.layers(self.flat[member : member + 1])
+        return to_sequential_state([w[0] for w, _ in layers], [b[0] for _, b in layers])
 
     def load_member_states(self, states: list[dict[str, torch.Tensor]]) -> None:
         """Set every member's parameters from Sequential-style state dicts (one per member)."""
         with torch.no_grad():
             for m, state in enumerate(states):
                 ws, bs = from_sequential_state(state)
-                for p, v in zip(self.weights, ws, strict=True):
-                    p[m].copy_(v)
-                for p, v in zip(self.biases, bs, strict=True):
-                    p[m].copy_(v)
+                if len(ws) != len(self._shapes):
+                    raise KeyError(f"{len(ws)} layers in the state, {len(self._shapes)} expected")
+                for (w, b), wv, bv in zip(self.layers(), ws, bs, strict=True):
+                    w[m].copy_(wv)
+                    b[m].copy_(bv)
 
 
 def to_sequential_state(

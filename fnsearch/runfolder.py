@@ -7,13 +7,15 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .data import Preprocessor
 from .errors import ModelFileError
-from .result import TuneResult
+
+if TYPE_CHECKING:
+    from .result import TuneResult
 
 __all__ = ["SUMMARY", "load_run", "write_run"]
 

@@ -65,13 +65,13 @@ def raise_range(low: float, high: float) -> None:
 
 
 def population_size(spec: Spec, n_trials: int) -> int:
-    """K: ``auto`` is a quarter of the trials, 1 to 16, so the sampler learns over >= 4 rounds.
+    """K: ``auto`` is a quarter of the trials, 1 to 64, so the sampler learns over >= 4 rounds.
 
     It depends only on the spec (never on the machine), so a study reproduces anywhere.
     """
     if spec.search["population"] != "auto":
         return int(spec.search["population"])
-    return int(min(16, max(1, n_trials // 4)))
+    return int(min(64, max(1, n_trials // 4)))
 
 
 # --- storage ---------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def _run_epoch(
         idx = order[start : start + batch_size]
         sw = split.sample_weight[idx] if split.sample_weight is not None else None
         member_loss = weighted_bce(net(split.x[idx]), split.y[idx], w, sw)
-        state.bad |= ~torch.isfinite(member_loss)
+        state.epoch_loss += member_loss.detach()  # NaN/inf anywhere in the epoch survives the sum
         opt.zero_grad(set_to_none=True)
         # Summed over members: each member's gradient is exactly that of its own mean loss.
         member_loss.sum().backward()
@@ -186,6 +186,7 @@ class _EpochState:
     since_best: torch.Tensor
     stopped: torch.Tensor
     bad: torch.Tensor
+    epoch_loss: torch.Tensor
     failed_epoch: torch.Tensor
 
     @classmethod
@@ -197,10 +198,13 @@ class _EpochState:
             since_best=torch.zeros(k, dtype=torch.long, device=device),
             stopped=torch.zeros(k, dtype=torch.bool, device=device),
             bad=torch.zeros(k, dtype=torch.bool, device=device),
+            epoch_loss=torch.zeros(k, device=device),
             failed_epoch=torch.full((k,), -1, dtype=torch.long, device=device),
         )
 
     def mark_failed(self, epoch: int) -> None:
+        self.bad |= ~torch.isfinite(self.epoch_loss)
+        self.epoch_loss.zero_()
         newly = self.bad & (self.failed_epoch < 0)
         self.failed_epoch = torch.where(
             newly, torch.full_like(self.failed_epoch, epoch), self.failed_epoch

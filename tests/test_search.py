@@ -91,8 +91,8 @@ def test_sqlite_storage_url(tmp_path):
 
 
 def test_population_and_range_rules():
-    """Check population = n_trials // 4 within [1, 16] and the auto weight range."""
+    """Check population = n_trials // 4 within [1, 64] and the auto weight range."""
     spec = load_spec(SPEC)
-    assert [population_size(spec, n) for n in (1, 8, 64, 1000)] == [1, 2, 16, 16]
+    assert [population_size(spec, n) for n in (1, 8, 64, 1000)] == [1, 2, 16, 64]
     assert weight_range(spec, 5.0, 2.33) == (0.1, 50.0)
     assert weight_range(spec, 0.5, 30.0) == (0.05, 300.0)

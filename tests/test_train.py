@@ -77,7 +77,7 @@ def test_fixed_epochs_snapshot_each_member_at_its_own_count():
 
 def test_a_diverging_member_fails_alone():
     """Check that a non-finite loss marks only that member failed and leaves the others as alone."""
-    split, cfg = toy_split(), config(lr=1.0, epochs=5)
+    split, cfg = toy_split(), config(epochs=5)
     weights = np.array([1.0, 1e38])
     fit = train_population(split, weights, cfg)
     assert fit.failed_epoch[0] == -1 and fit.failed_epoch[1] >= 1
