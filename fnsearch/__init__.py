@@ -29,9 +29,17 @@ if TYPE_CHECKING:
 # The facade loads torch, Optuna and scikit-learn only when a name that needs them is used, so
 # `fnsearch predict` and `fnsearch --help` start without paying for the search machinery.
 _LAZY = {
-    "Progress": "api", "WorkSummary": "api", "rebuild": "api", "tune": "api", "work": "api",
-    "Predictor": "predict", "load_predictor": "predict", "TuneResult": "result",
-    "DEFAULTS": "spec", "Spec": "spec", "load_spec": "spec",
+    "Progress": "api",
+    "WorkSummary": "api",
+    "rebuild": "api",
+    "tune": "api",
+    "work": "api",
+    "Predictor": "predict",
+    "load_predictor": "predict",
+    "TuneResult": "result",
+    "DEFAULTS": "spec",
+    "Spec": "spec",
+    "load_spec": "spec",
 }
 
 

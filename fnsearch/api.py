@@ -156,8 +156,10 @@ def tune(
     spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
     plan = _Plan.make(spec)  # every user mistake in spec or data surfaces here, before any write
     run_dir = Path(out) if out is not None else None
+    # A storage URL is opened (and its mistakes raised) before the run folder exists.
+    url_store = make_storage(spec.study["storage"], None) if spec.study["storage"] else None
     with _run_context(spec, run_dir):
-        store = make_storage(spec.study["storage"], run_dir)
+        store = url_store or make_storage(None, run_dir)
         study = open_study(
             spec,
             store,

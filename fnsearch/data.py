@@ -359,9 +359,7 @@ class Preprocessor:
         width = len(self.numeric) + sum(len(c["categories"]) for c in self.categorical)
         out = np.zeros((n, width), dtype=np.float32)
         for j, c in enumerate(self.numeric):
-            values = pd.to_numeric(frame[c["name"]], errors="coerce").to_numpy(
-                dtype=float, na_value=np.nan
-            )
+            values = _numbers(frame[c["name"]])
             values = np.where(np.isfinite(values), values, c["median"])
             out[:, j] = (values - c["mean"]) / c["scale"]
         start = len(self.numeric)
@@ -378,6 +376,21 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
         return cls(tuple(d["numeric"]), tuple(d["categorical"]))
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    """A numeric feature's values; text that is not a number is an error, never a silent NaN."""
+    if _is_numeric(col):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    parsed = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.isnan(parsed) & ~col.isna().to_numpy()
+    if bad.any():
+        sample = col[bad].iloc[0]
+        raise DataError(
+            f"numeric feature column {col.name!r} holds text such as {sample!r} in "
+            f"{int(bad.sum())} row(s); fix those cells or leave them empty"
+        )
+    return parsed
 
 
 def _categories(col: pd.Series) -> list[str]:
@@ -424,6 +437,7 @@ def resolve_folds(folds: int | str, pool_rows: int) -> int:
 def prepare_dataset(spec: Any) -> Dataset:
     """Read and validate the spec's data and split it (stratified, seeded)."""
     from sklearn.model_selection import StratifiedKFold, train_test_split
+
     data, seed = spec.data, spec.study["seed"]
     frame = read_table(data, label=data["label"])
     if data["label"] not in frame.columns:

@@ -48,9 +48,7 @@ class PopulationNet(torch.nn.Module):
         self._act = _ACTIVATIONS[arch.activation]
         # All parameters live in one (K, P) tensor: the optimiser and the per-member bookkeeping
         # (snapshots, freezing) then touch one tensor per step instead of two per layer.
-        self._shapes = [
-            (fan_in, fan_out) for fan_in, fan_out in itertools.pairwise(arch.sizes)
-        ]
+        self._shapes = [(fan_in, fan_out) for fan_in, fan_out in itertools.pairwise(arch.sizes)]
         # One member's initialisation, drawn on the CPU so it is the same on every device, then
         # repeated: torch.nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both.
         gen = torch.Generator().manual_seed(seed)

@@ -75,3 +75,13 @@ def test_tampered_model_file_is_a_clear_error(run_dir, tmp_path):
     with pytest.raises(ModelFileError):
         load_predictor(bad)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_text_in_a_numeric_feature_is_refused(run_dir, german, tmp_path):
+    """Check that 'abc' in a numeric feature at predict time is an error, not a silent median."""
+    rows = german.head(5).astype({"age_years": object})
+    rows.loc[2, "age_years"] = "abc"
+    path = tmp_path / "c.csv"
+    rows.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"'age_years' holds text such as 'abc' in 1 row"):
+        predict_file(run_dir, path)

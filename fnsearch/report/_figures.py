@@ -147,7 +147,8 @@ def plot_cost(info: CostInfo) -> go.Figure:
     _mark_weights(fig, info)
     fig.update_layout(
         title="Validation cost per example vs pos_weight",
-        xaxis_type="log", xaxis_range=_log_range(info),
+        xaxis_type="log",
+        xaxis_range=_log_range(info),
         xaxis_title="pos_weight (log scale)",
         yaxis_title="cost per example",
         **_LAYOUT,
@@ -172,7 +173,8 @@ def plot_errors(info: CostInfo) -> go.Figure:
     _mark_weights(fig, info)
     fig.update_layout(
         title="FN and FP counts vs pos_weight (validation)",
-        xaxis_type="log", xaxis_range=_log_range(info),
+        xaxis_type="log",
+        xaxis_range=_log_range(info),
         xaxis_title="pos_weight (log scale)",
         yaxis_title="count",
         **_LAYOUT,
@@ -201,7 +203,8 @@ def plot_precision_recall(info: CostInfo) -> go.Figure:
     _mark_weights(fig, info)
     fig.update_layout(
         title="Precision and recall vs pos_weight (validation)",
-        xaxis_type="log", xaxis_range=_log_range(info),
+        xaxis_type="log",
+        xaxis_range=_log_range(info),
         xaxis_title="pos_weight (log scale)",
         yaxis_title="",
         yaxis_range=[0, 1.05],
