@@ -109,10 +109,10 @@ def _missing(v: Any) -> bool:
 # --- labels ----------------------------------------------------------------------------------
 
 
-def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str]:
+def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
     """Map raw labels to {0, 1} through the declared positive value (rule in DESIGN.md).
 
-    Returns the 0/1 array and the raw label text that matched ``positive``.
+    Returns the 0/1 array, the raw label text that matched ``positive`` and the other label.
     """
     text = _as_text(column)
     text = pd.Series(
@@ -159,7 +159,7 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str]:
             f"({', '.join(map(repr, matched))}); make the labels distinct"
         )
     y = (text == matched[0]).to_numpy().astype(np.int8)
-    return y, matched[0]
+    return y, matched[0], next(v for v in values if v != matched[0])
 
 
 def _toml_text(value: Any) -> str:
@@ -409,6 +409,7 @@ class Dataset:
     y: np.ndarray
     costs: CostMatrix
     positive_label: str
+    negative_label: str
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
@@ -446,7 +447,7 @@ def prepare_dataset(spec: Any) -> Dataset:
         )
     if len(frame) == 0:
         raise DataError("the data has a header but no rows; give a file with data rows")
-    y, positive_label = map_labels(frame[data["label"]], data["positive"])
+    y, positive_label, negative_label = map_labels(frame[data["label"]], data["positive"])
     costs = read_costs(frame, spec.cost)
     columns = feature_columns(frame, data, spec.cost)
     _check_features(frame, columns)
@@ -473,6 +474,7 @@ def prepare_dataset(spec: Any) -> Dataset:
         y,
         costs,
         positive_label,
+        negative_label,
         np.sort(train),
         np.sort(val),
         np.sort(test),

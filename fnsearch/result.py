@@ -341,6 +341,7 @@ def build_result(
         data={
             "label": spec.data["label"],
             "positive_label": dataset.positive_label,
+            "negative_label": dataset.negative_label,
             "rows": dataset.counts("rows"),
             "positives": dataset.counts("positives"),
             "features": int(dataset.features.shape[1]),
@@ -370,6 +371,7 @@ def build_result(
             "population": stats.population,
             "folds": n_folds,
             "sampler": spec.search["sampler"],
+            "max_failed": spec.study["max_failed"] or spec.study["n_trials"],
             "stopped_reason": stats.stopped_reason,
         },
         trials_table=table,

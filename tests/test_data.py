@@ -46,7 +46,7 @@ def frame(n=400, pos_rate=0.25, labels=(1, 0), seed=0):
 )
 def test_labels_map_only_through_the_positive_value(raw, positive, expected_positive_label):
     """Check the DESIGN.md rule: text after stripping, by value for TOML numbers and booleans."""
-    y, matched = map_labels(pd.Series(raw, name="y"), positive)
+    y, matched, _ = map_labels(pd.Series(raw, name="y"), positive)
     assert matched == expected_positive_label
     want = [1 if (str(v).strip() == expected_positive_label) else 0 for v in raw]
     assert y.tolist() == want

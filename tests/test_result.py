@@ -129,8 +129,12 @@ def test_model_file_is_a_plain_state_dict(run):
 
 
 def test_run_folder_files(run):
-    """Check every file DESIGN.md lists is in the run folder."""
+    """Check every file DESIGN.md lists is in the run folder, with the permissions open() gives."""
+    import os
+
     _, out = run
+    mask = os.umask(0)
+    os.umask(mask)
     for name in (
         "report.html",
         "summary.json",
@@ -141,6 +145,7 @@ def test_run_folder_files(run):
         "run.log",
     ):
         assert (out / name).is_file(), name
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
     assert "trials 6/6" in (out / "run.log").read_text()
 
 

@@ -57,7 +57,9 @@ def figures(result: TuneResult) -> list[tuple[str, go.Figure]]:
     curves = F.curve_info(result.curves)
     if curves is not None:
         out += [("roc", F.plot_roc(curves)), ("pr", F.plot_pr(curves))]
-    confusion = F.confusion_info(result.test, result.data["positive_label"])
+    confusion = F.confusion_info(
+        result.test, result.data["positive_label"], result.data.get("negative_label", "")
+    )
     if confusion is not None:
         out.append(("confusion", F.plot_confusion(confusion)))
     history = F.history_info(trials)
@@ -147,7 +149,12 @@ def _facts(result: TuneResult) -> str:
             "positives train / val / test",
             " / ".join(str(d["positives"][k]) for k in ("train", "val", "test")),
         ),
-        ("costs", ", ".join(f"{k.upper()} = {result.cost[k]}" for k in ("fn", "fp", "tp", "tn"))),
+        (
+            "costs",
+            ", ".join(
+                f"{k.upper()} = {_cost_text(result.cost[k])}" for k in ("fn", "fp", "tp", "tn")
+            ),
+        ),
         ("weight range", f"{s['low']:.3g} to {s['high']:.3g} (log scale), sampler {s['sampler']}"),
         (
             "trial score",
@@ -167,6 +174,10 @@ def _facts(result: TuneResult) -> str:
         )
     body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
+
+
+def _cost_text(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, int | float) else f"column {v!r}"
 
 
 def _figure_script(div_id: str, fig: go.Figure) -> str:

@@ -87,34 +87,40 @@ def _hover(info: CostInfo) -> list[str]:
 
 
 def _mark_weights(fig: go.Figure, info: CostInfo) -> None:
-    if info.plateau is not None:
-        fig.add_vrect(
-            x0=info.plateau[0],
-            x1=info.plateau[1],
-            fillcolor="#2ca02c",
-            opacity=0.08,
-            line_width=0,
-            annotation_text="plateau",
-            annotation_position="top left",
-        )
-    fig.add_vline(
-        x=info.theory,
-        line_dash="dot",
-        line_color="#7f7f7f",
-        annotation_text=f"theory w* = {info.theory:.3g}",
-        annotation_position="top right",
-    )
+    # Shapes take data values on a log axis but annotations take log10 units (plotly.js#1258),
+    # so the labels are placed separately, in log10.
+    marks = [(info.theory, "#7f7f7f", "dot", f"theory w* = {info.theory:.3g}", 1.0)]
     if info.chosen is not None:
-        fig.add_vline(
-            x=info.chosen,
-            line_color="#d62728",
-            annotation_text=f"chosen w = {info.chosen:.3g}",
-            annotation_position="bottom right",
+        marks.append((info.chosen, "#d62728", "solid", f"chosen w = {info.chosen:.3g}", 0.92))
+    if info.plateau is not None:
+        lo, hi = info.plateau
+        fig.add_vrect(x0=lo, x1=hi, fillcolor="#2ca02c", opacity=0.10, line_width=0)
+        fig.add_annotation(
+            x=float(np.log10(lo)),
+            y=0.84,
+            xref="x",
+            yref="paper",
+            xanchor="left",
+            text=f"plateau {lo:.3g}-{hi:.3g}",
+            showarrow=False,
+            font={"color": "#2ca02c", "size": 11},
+        )
+    for x, color, dash, text, y in marks:
+        fig.add_vline(x=x, line_dash=dash, line_color=color)
+        fig.add_annotation(
+            x=float(np.log10(x)),
+            y=y,
+            xref="x",
+            yref="paper",
+            xanchor="left",
+            text=text,
+            showarrow=False,
+            font={"color": color, "size": 11},
         )
 
 
 def _log_range(info: CostInfo) -> list[float]:
-    # Shapes and their labels make plotly autorange a log axis far too wide: pin it to the data.
+    # Pinned to the trials and marks, with a margin (the data's own extent, in log10 units).
     xs = [*info.weight, info.theory] + ([info.chosen] if info.chosen is not None else [])
     return [float(np.log10(min(xs))) - 0.1, float(np.log10(max(xs))) + 0.1]
 
@@ -275,12 +281,13 @@ class StatesInfo(NamedTuple):
 def states_info(trials: pd.DataFrame) -> StatesInfo:
     order = ["complete", "pruned", "fail"]
     counts = trials["state"].value_counts()
+    shown = {"complete": "complete", "pruned": "pruned", "fail": "failed"}
     bad = trials[trials["state"] != "complete"].sort_values("number")
     problems = [
         (int(r.number), str(r.state), float(r.pos_weight), str(r.fail_reason or ""))
         for r in bad.itertuples()
     ]
-    return StatesInfo(order, [int(counts.get(s, 0)) for s in order], problems)
+    return StatesInfo([shown[s] for s in order], [int(counts.get(s, 0)) for s in order], problems)
 
 
 def plot_states(info: StatesInfo) -> go.Figure:
@@ -389,12 +396,14 @@ class ConfusionInfo(NamedTuple):
     labels: list[str]
 
 
-def confusion_info(test: dict[str, Any] | None, positive_label: str) -> ConfusionInfo | None:
+def confusion_info(
+    test: dict[str, Any] | None, positive_label: str, negative_label: str
+) -> ConfusionInfo | None:
     if test is None:
         return None
     return ConfusionInfo(
         [[test["tn"], test["fp"]], [test["fn"], test["tp"]]],
-        ["negative", f"positive ({escape(str(positive_label))})"],
+        [f"negative ({escape(str(negative_label))})", f"positive ({escape(str(positive_label))})"],
     )
 
 
