@@ -183,62 +183,63 @@ def part_seed(seed_trials: int, fn_trials: int) -> None:
 # --- scaling ---------------------------------------------------------------------------------
 
 
-def scale_child(rows: int, trials: int) -> dict:
-    """One row of the scaling table, in this (fresh) process."""
+def scale_child(path: str, trials: int) -> dict:
+    """One row of the scaling table, in this (fresh) process: only fnsearch's own memory counts."""
     from fnsearch import tune
-    from fnsearch.datasets import load_builtin
 
-    frame = load_builtin("german_credit")
-    big = frame.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "big.parquet"
-        big.to_parquet(path)
-        spec = {
-            "data": {"path": str(path), "label": "risk", "positive": "bad"},
-            "cost": {"fn": 5, "fp": 1},
-        }
-        result = tune(
-            spec,
-            overrides={
-                "study.n_trials": trials,
-                "search.population": trials,
-                "search.folds": 1,
-                "model.epochs": 2,
-                "model.patience": 0,
-                "model.batch_size": 256,
-            },
-        )
+    spec = {"data": {"path": path, "label": "risk", "positive": "bad"}, "cost": {"fn": 5, "fp": 1}}
+    result = tune(
+        spec,
+        overrides={
+            "study.n_trials": trials,
+            "search.population": trials,
+            "search.folds": 1,
+            "model.epochs": 2,
+            "model.patience": 0,
+            "model.batch_size": 256,
+        },
+    )
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    design_mib = rows * result.data["features"] * 4 / 2**20
+    width = len(result.preprocessor.feature_names)
+    rows = sum(result.data["rows"].values())
     return {
         "rows": rows,
-        "features": result.data["features"],
+        "features": width,
         "seconds_per_trial": result.timing["seconds"] / trials,
         "peak_rss_mib": rss_mib,
-        "design_matrix_mib": design_mib,
+        "design_matrix_mib": rows * width * 4 / 2**20,
     }
 
 
 def part_scale(sizes: list[int], trials: int) -> None:
+    from fnsearch.datasets import load_builtin
+
     print(
         f"scaling: resampled German credit, {trials} trials as one population, 2 epochs, "
         "batch 256, one validation split; each row a fresh process"
     )
     print(
-        f"  {'rows':>9} {'s/trial':>9} {'peak RSS MiB':>13} {'X float32 MiB':>14} {'s/trial/100k rows':>17}"
+        f"  {'rows':>9} {'features':>8} {'s/trial':>8} {'s/trial/100k rows':>17} "
+        f"{'peak RSS MiB':>12} {'X float32 MiB':>13} {'budget MiB':>10}"
     )
-    for rows in sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", str(rows), "--trials", str(trials)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"  {rows:>9} {r['seconds_per_trial']:>9.3f} {r['peak_rss_mib']:>13.0f} "
-            f"{r['design_matrix_mib']:>14.0f} {r['seconds_per_trial'] / rows * 1e5:>17.3f}"
-        )
+    frame = load_builtin("german_credit")
+    with tempfile.TemporaryDirectory() as d:
+        for rows in sizes:
+            path = Path(d) / f"german_{rows}.parquet"
+            frame.sample(n=rows, replace=True, random_state=0).to_parquet(path, index=False)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(path), "--trials", str(trials)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            budget = 3 * r["design_matrix_mib"] + 1024
+            print(
+                f"  {rows:>9} {r['features']:>8} {r['seconds_per_trial']:>8.3f} "
+                f"{r['seconds_per_trial'] / rows * 1e5:>17.3f} {r['peak_rss_mib']:>12.0f} "
+                f"{r['design_matrix_mib']:>13.0f} {budget:>10.0f}"
+            )
 
 
 def main() -> None:
@@ -249,7 +250,7 @@ def main() -> None:
     p.add_argument("--seed-trials", type=int, default=8)
     p.add_argument("--trials", type=int, default=256)
     p.add_argument("--sizes", default="10000,100000,1000000")
-    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(scale_child(args.child, args.trials)))

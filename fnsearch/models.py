@@ -79,6 +79,16 @@ class PopulationNet(torch.nn.Module):
             h = torch.baddbmm(b, self._act(h), w)
         return h.squeeze(-1)
 
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, *, budget: int = 1 << 24) -> torch.Tensor:
+        """``forward`` without gradients, in row chunks so hidden activations (K x rows x width)
+        stay under ``budget`` floats: a 1M-row evaluation must not need gigabytes."""
+        width = max([1, *self.arch.hidden])
+        step = max(1024, budget // (self.n_members * width))
+        if x.shape[0] <= step:
+            return self(x)
+        return torch.cat([self(x[i : i + step]) for i in range(0, x.shape[0], step)], dim=1)
+
     def state_of(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s parameters in ``torch.nn.Sequential`` naming (see below)."""
         layers = self.layers(self.flat[member : member + 1])

@@ -52,7 +52,7 @@ class Predictor:
             )
         x = torch.as_tensor(self.preprocessor.transform(frame))
         with torch.no_grad():
-            logits = self.net(x)[0].double().numpy()
+            logits = self.net.logits(x)[0].double().numpy()
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-logits))
 

@@ -236,7 +236,7 @@ def _evaluate_holdout(
     fit = train_population(split, np.asarray(weights), config)
     with torch.no_grad():
         x_test = torch.as_tensor(pre.transform(dataset.features.iloc[dataset.test]), device=device)
-        test_logits = fit.net(x_test).float().cpu().numpy()
+        test_logits = fit.net.logits(x_test).float().cpu().numpy()
     y_test, y_val = dataset.y[dataset.test], dataset.y[dataset.val]
     threshold, _ = tune_threshold(
         y_val, _sigmoid(fit.val_logits[0]), dataset.costs.take(dataset.val)

@@ -151,7 +151,7 @@ def train_population(
     val_logits = None
     if split.x_val is not None:
         with torch.no_grad():
-            val_logits = net(split.x_val).float().cpu().numpy()
+            val_logits = net.logits(split.x_val).float().cpu().numpy()
     return FitResult(net, state.epochs.cpu().numpy(), state.failed_epoch.cpu().numpy(), val_logits)
 
 
@@ -212,7 +212,7 @@ class _EpochState:
 
     @torch.no_grad()
     def update_best(self, net, params, split: Split, epoch: int, patience: int) -> None:
-        logits = net(split.x_val)
+        logits = net.logits(split.x_val)
         pred = (logits >= 0).float()  # score >= 0.5
         cost = (split.cost_if_neg + pred * (split.cost_if_pos - split.cost_if_neg)).mean(dim=1)
         improved = (cost < self.best_cost) & ~self.stopped & ~self.bad
