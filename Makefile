@@ -33,6 +33,7 @@ format: install
 	$(VENV)/bin/ruff check --fix fnsearch tests bench
 
 bench: install
+	$(PY) bench/storage.py
 	$(PY) bench/speed.py
 
 clean:
