@@ -127,6 +127,32 @@ class _Plan:
             population,
         )
 
+    def open(self, store: optuna.storages.BaseStorage) -> optuna.Study:
+        """The plan's study in ``store``, created (with its first trials) or checked and loaded."""
+        return open_study(
+            self.spec,
+            store,
+            seed_attrs=self.study_attrs(),
+            low=self.low,
+            high=self.high,
+            n_grid=self.spec.study["n_trials"],
+        )
+
+    def search(
+        self, study: optuna.Study, progress: Callable[[Progress], None] | None
+    ) -> SearchStats:
+        """Run rounds of trials until the study holds ``n_trials`` finished ones."""
+        return run_search(
+            study,
+            Evaluator(self.dataset, self.config, self.device),
+            n_trials=self.spec.study["n_trials"],
+            population=self.population,
+            low=self.low,
+            high=self.high,
+            max_failed=self.spec.study["max_failed"] or self.spec.study["n_trials"],
+            on_batch=_reporter(progress),
+        )
+
     def study_attrs(self) -> dict[str, Any]:
         return {
             "fingerprint": _fingerprint(self.spec),
@@ -160,14 +186,7 @@ def tune(
     url_store = make_storage(spec.study["storage"], None) if spec.study["storage"] else None
     with _run_context(spec, run_dir):
         store = url_store or make_storage(None, run_dir)
-        study = open_study(
-            spec,
-            store,
-            seed_attrs=plan.study_attrs(),
-            low=plan.low,
-            high=plan.high,
-            n_grid=spec.study["n_trials"],
-        )
+        study = plan.open(store)
         if spec.study["storage"] is None:
             requeue_interrupted(study)  # the run folder's own file: nobody else is running on it
         log.info(
@@ -181,16 +200,7 @@ def tune(
             plan.w_star,
             _device_note(spec, plan.device),
         )
-        stats = run_search(
-            study,
-            Evaluator(plan.dataset, plan.config, plan.device),
-            n_trials=spec.study["n_trials"],
-            population=plan.population,
-            low=plan.low,
-            high=plan.high,
-            max_failed=_max_failed(spec),
-            on_batch=_reporter(progress),
-        )
+        stats = plan.search(study, progress)
         return _finish(plan, study, stats, run_dir)
 
 
@@ -221,24 +231,8 @@ def work(
         )
     plan = _Plan.make(spec)
     with _run_context(spec, None):
-        study = open_study(
-            spec,
-            make_storage(spec.study["storage"], None),
-            seed_attrs=plan.study_attrs(),
-            low=plan.low,
-            high=plan.high,
-            n_grid=spec.study["n_trials"],
-        )
-        stats = run_search(
-            study,
-            Evaluator(plan.dataset, plan.config, plan.device),
-            n_trials=spec.study["n_trials"],
-            population=plan.population,
-            low=plan.low,
-            high=plan.high,
-            max_failed=_max_failed(spec),
-            on_batch=_reporter(progress),
-        )
+        study = plan.open(make_storage(spec.study["storage"], None))
+        stats = plan.search(study, progress)
     from optuna.trial import TrialState
 
     from .search import finished_count
@@ -290,10 +284,6 @@ def _device_note(spec: Spec, device: torch.device) -> str:
     if spec.model["device"] == "auto" and device.type == "cpu":
         return "cpu (device auto: no CUDA GPU visible)"
     return str(device)
-
-
-def _max_failed(spec: Spec) -> int:
-    return spec.study["max_failed"] or spec.study["n_trials"]
 
 
 def _finish(
