@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from .costs import confusion_counts, example_costs, tune_threshold
 from .data import Dataset
-from .errors import StorageError
+from .errors import SpecError, StorageError
 from .spec import Spec, mask_url
 from .tensors import make_split
 from .train import TrainConfig, train_population
@@ -54,14 +54,10 @@ def weight_range(spec: Spec, w_star: float, class_ratio: float) -> tuple[float, 
     if high == "auto":
         high = 10.0 * max(1.0, w_star, class_ratio)
     if low >= high:
-        raise_range(low, high)
+        raise SpecError(
+            f"[search] low ({low:g}) must be below high ({high:g}); widen the range or set both"
+        )
     return float(low), float(high)
-
-
-def raise_range(low: float, high: float) -> None:
-    from .errors import SpecError
-
-    raise SpecError(f"[search] low ({low:g}) must be below high ({high:g}); widen the range")
 
 
 def population_size(spec: Spec, n_trials: int) -> int:
