@@ -181,12 +181,17 @@ def tune(
     """
     spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
     plan = _Plan.make(spec)  # every user mistake in spec or data surfaces here, before any write
-    run_dir = Path(out) if out is not None else None
-    # A storage URL is opened (and its mistakes raised) before the run folder exists.
-    url_store = make_storage(spec.study["storage"], None) if spec.study["storage"] else None
+    run_dir = _check_run_dir(out)
+    with _run_context(spec, None):
+        # A storage URL is opened and its study checked before the run folder exists, so a
+        # mistake there leaves nothing behind; the default journal file lives in the folder.
+        if spec.study["storage"] is not None:
+            study = plan.open(make_storage(spec.study["storage"], None))
+        else:
+            if run_dir is not None:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            study = plan.open(make_storage(None, run_dir))
     with _run_context(spec, run_dir):
-        store = url_store or make_storage(None, run_dir)
-        study = plan.open(store)
         if spec.study["storage"] is None:
             requeue_interrupted(study)  # the run folder's own file: nobody else is running on it
         log.info(
@@ -305,6 +310,22 @@ def _finish(
         write_run(result, run_dir)
         log.info("wrote %s", run_dir / SUMMARY)
     return result
+
+
+def _check_run_dir(out: str | os.PathLike[str] | None) -> Path | None:
+    """The run folder path; a path that is (or lies under) a file is a mistake."""
+    if out is None:
+        return None
+    run_dir = Path(out)
+    for p in (run_dir, *run_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise StorageError(
+                    f"--out {str(run_dir)!r}: {str(p)!r} is a file, not a folder; "
+                    "choose another run folder"
+                )
+            break
+    return run_dir
 
 
 def _run_folder_storage(run_dir: Path) -> optuna.storages.BaseStorage:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -205,7 +206,8 @@ def _search(args: argparse.Namespace) -> int:
     out = args.out
     if out is None:
         name = load_spec(args.spec, overrides).study["name"]
-        out = Path("runs") / name
+        # A study name may hold anything; the default folder name keeps only safe characters.
+        out = Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study")
     result = tune(
         args.spec, overrides=overrides, out=out, storage=args.storage, n_trials=args.trials
     )

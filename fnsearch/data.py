@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def read_table(data: dict[str, Any], *, label: str | None = None) -> pd.DataFram
         return load_builtin(path.removeprefix("builtin:"))
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"data file {path!r} does not exist; check [data] path")
+        what = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise DataError(f"data file {path!r} {what}; check [data] path")
     if p.suffix.lower() in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(p)
@@ -58,7 +60,9 @@ def read_table(data: dict[str, Any], *, label: str | None = None) -> pd.DataFram
 def _read_csv(p: Path, data: dict[str, Any], label: str | None) -> pd.DataFrame:
     options = csv_options(data)
     try:
-        frame = pd.read_csv(p, dtype={label: str} if label else None, **options)
+        with warnings.catch_warnings():  # a multi-character sep falls back to the python engine
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            frame = pd.read_csv(p, dtype={label: str} if label else None, **options)
     except pd.errors.EmptyDataError:
         raise DataError(
             f"data file {str(p)!r} is empty; give a CSV with a header row and data"
@@ -326,7 +330,9 @@ class Preprocessor:
                 finite = values[np.isfinite(values)]
                 median = float(np.median(finite)) if finite.size else 0.0
                 filled = np.where(np.isfinite(values), values, median)
-                scale = float(filled.std())
+                # Scaled by the largest magnitude first: the square of 1e200 overflows float64.
+                top = float(np.abs(filled).max()) if filled.size else 0.0
+                scale = float((filled / top).std() * top) if top > 0 else 0.0
                 numeric.append(
                     {
                         "name": str(name),
@@ -381,7 +387,13 @@ class Preprocessor:
 def _numbers(col: pd.Series) -> np.ndarray:
     """A numeric feature's values; text that is not a number is an error, never a silent NaN."""
     if _is_numeric(col):
-        return col.to_numpy(dtype=float, na_value=np.nan)
+        values = col.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(values).any():
+            raise DataError(
+                f"numeric feature column {col.name!r} holds infinite values "
+                f"({int(np.isinf(values).sum())} rows); replace them with numbers or leave them empty"
+            )
+        return values
     parsed = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = np.isnan(parsed) & ~col.isna().to_numpy()
     if bad.any():

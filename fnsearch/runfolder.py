@@ -46,31 +46,40 @@ def _umask() -> int:
     return mask
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON whole (no NaN: they become null upstream)."""
-    _atomic(
-        path,
-        lambda p: p.write_text(
-            json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        ),
-    )
-
-
 def write_run(result: TuneResult, run_dir: Path) -> None:
-    """Write the run folder's result files: summary, trials, model, preprocessing, report."""
+    """Write the run folder's result files: summary, trials, model, preprocessing, report.
+
+    Every file is rendered in memory first, so a failure while rendering writes nothing; each file
+    is then replaced whole, ``summary.json`` last (its presence means the run is complete).
+    """
+    import io
+
     from .report import render_report
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic(run_dir / TRIALS, lambda p: result.trials_table.to_csv(p, index=False))
+    texts = {
+        TRIALS: result.trials_table.to_csv(index=False),
+        REPORT: render_report(result),
+        SUMMARY: _json_text(result.to_dict()),
+    }
+    model = None
     if result.model_state is not None and result.preprocessor is not None:
-        _atomic(run_dir / MODEL, lambda p: torch.save(result.model_state, p))
-        write_json(run_dir / PREPROCESSING, result.preprocessor.to_dict())
-    else:  # a rerun in which nothing completed must not leave an older model behind
+        texts[PREPROCESSING] = _json_text(result.preprocessor.to_dict())
+        buffer = io.BytesIO()
+        torch.save(result.model_state, buffer)
+        model = buffer.getvalue()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if model is None:  # a rerun in which nothing completed must not leave an older model behind
         (run_dir / MODEL).unlink(missing_ok=True)
         (run_dir / PREPROCESSING).unlink(missing_ok=True)
-    html = render_report(result)
-    _atomic(run_dir / REPORT, lambda p: p.write_text(html, encoding="utf-8"))
-    write_json(run_dir / SUMMARY, result.to_dict())  # last: its presence means the run is whole
+    else:
+        _atomic(run_dir / MODEL, lambda p: p.write_bytes(model))
+    for name in (TRIALS, PREPROCESSING, REPORT, SUMMARY):
+        if name in texts:
+            _atomic(run_dir / name, lambda p, t=texts[name]: p.write_text(t, encoding="utf-8"))
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
 def load_run(

@@ -130,7 +130,8 @@ def open_study(
     elif stored != seed_attrs["fingerprint"]:
         raise StorageError(
             f"study {name!r} in this storage was made with a different spec (data, costs, model "
-            "or search settings); use a new --out folder or study name, or the original spec"
+            "or search settings); give it another study name (--set study.name=NEW), use a new "
+            "run folder for the default storage, or go back to the original spec"
         )
     return study
 

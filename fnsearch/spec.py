@@ -128,7 +128,16 @@ def _or_none(rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], b
 
 def _list_of(rule: tuple[Callable[[Any], bool], str]) -> tuple[Callable[[Any], bool], str]:
     check, text = rule
-    return (lambda v: isinstance(v, list) and all(check(x) for x in v)), f"a list of {text}s"
+    return (lambda v: isinstance(v, list) and all(check(x) for x in v)), f"a list, each item {text}"
+
+
+def _known_encoding(v: Any) -> bool:
+    import codecs
+
+    try:
+        return isinstance(v, str) and codecs.lookup(v) is not None
+    except LookupError:
+        return False
 
 
 def _cost() -> tuple[Callable[[Any], bool], str]:
@@ -141,7 +150,7 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "study": {
         "name": _or_none(_text()),
         "n_trials": _int_at_least(1),
-        "seed": _int_at_least(0),
+        "seed": ((lambda v: _is_int(v) and 0 <= v < 2**32), "an integer from 0 to 4294967295"),
         "storage": _or_none(_text()),
         "max_failed": _or_none(_int_at_least(1)),
         "final_refit": ((lambda v: isinstance(v, bool)), "true or false"),
@@ -162,7 +171,7 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
             (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
             "a list of strings",
         ),
-        "encoding": _text(),
+        "encoding": (_known_encoding, "a text encoding Python knows, e.g. 'utf-8' or 'latin-1'"),
     },
     "cost": {"fn": _cost(), "fp": _cost(), "tp": _cost(), "tn": _cost()},
     "search": {
@@ -370,6 +379,11 @@ def _check_cross(m: dict[str, dict[str, Any]]) -> None:
         raise SpecError(
             f"[data] val + test = {data['val'] + data['test']:g} leaves under 10% of the rows to "
             "train on; lower val or test"
+        )
+    if data["decimal"] == data["sep"]:
+        raise SpecError(
+            f"[data] decimal and sep are both {data['sep']!r}; a CSV with decimal commas is "
+            "separated by ';' - set sep = ';' (or decimal = '.')"
         )
     low, high = search["low"], search["high"]
     if low != "auto" and high != "auto" and low >= high:

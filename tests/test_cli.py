@@ -143,3 +143,30 @@ def test_german_credit_end_to_end_cli_equals_tune(tmp_path):
     assert result.best["trial"] == summary["best"]["trial"]
     assert result.best["pos_weight"] == pytest.approx(summary["best"]["pos_weight"])
     assert result.test["cost_per_example"] == pytest.approx(summary["test"]["cost_per_example"])
+
+
+def test_out_that_is_a_file_and_a_changed_spec_in_shared_storage(tmp_path, capsys):
+    """Check --out naming a file, and a changed spec against an existing storage study: exit 2,
+    one line, and no run folder left behind."""
+    spec = german_spec(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = run_cli(capsys, "search", spec, "--out", afile / "run")
+    assert code == 2 and "is a file, not a folder" in err and err.count("\n") == 1
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert run_cli(capsys, "search", spec, "--storage", url, "--out", tmp_path / "a", "-q")[0] == 0
+    code, _, err = run_cli(
+        capsys, "search", spec, "--storage", url, "--out", tmp_path / "b", "--set", "cost.fn=7"
+    )
+    assert code == 2 and "made with a different spec" in err and "study.name" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_default_run_folder_name_is_safe(tmp_path, capsys, monkeypatch):
+    """Check that a study name with path characters cannot write outside runs/."""
+    spec = german_spec(tmp_path)
+    spec.write_text(spec.read_text().replace('name = "gc_test"', 'name = "a/../../escaped"'))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "search", spec, "-q")[0] == 0
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["a_.._.._escaped"]
+    assert not (tmp_path / "escaped").exists()

@@ -204,3 +204,23 @@ def test_bank_marketing_costs_are_computed_on_load():
     expected = np.maximum(0.25 * 0.0246 * bank["balance"].to_numpy(dtype=float), 1.0)
     np.testing.assert_allclose(bank["C_FN"], expected)
     assert (bank["balance"] < 0).any()
+
+
+def test_huge_finite_values_standardise_without_overflow():
+    """Check that values near 1e200 get a finite scale (their squares would overflow)."""
+    pre = Preprocessor.fit(pd.DataFrame({"n": [1e200, -3e199, 5e199, 0.0]}))
+    assert np.isfinite(pre.numeric[0]["scale"]) and pre.numeric[0]["scale"] > 0
+    assert np.isfinite(pre.transform(pd.DataFrame({"n": [1e200]}))).all()
+
+
+def test_multi_character_sep_warns_nothing(tmp_path):
+    """Check that a multi-character sep reads without pandas' engine warning reaching the user."""
+    import warnings
+
+    path = tmp_path / "d.csv"
+    frame(300).to_csv(path, sep=";", index=False)
+    path.write_text(path.read_text().replace(";", ";;"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = prepare_dataset(spec_for(path, sep=";;"))
+    assert list(ds.features.columns) == ["a", "b"]

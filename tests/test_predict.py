@@ -85,3 +85,13 @@ def test_text_in_a_numeric_feature_is_refused(run_dir, german, tmp_path):
     rows.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"'age_years' holds text such as 'abc' in 1 row"):
         predict_file(run_dir, path)
+
+
+def test_infinite_feature_is_refused_at_predict_time(run_dir, german, tmp_path):
+    """Check that inf in a numeric feature is refused, as search refuses it."""
+    rows = german.head(5).astype({"age_years": float})
+    rows.loc[1, "age_years"] = float("inf")
+    path = tmp_path / "i.csv"
+    rows.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"'age_years' holds infinite values"):
+        predict_file(run_dir, path)

@@ -56,6 +56,10 @@ def test_bundled_specs_load():
         (with_("data", val=1.5), r"\[data\] val must be a fraction"),
         (with_("model", device="gpu"), r"device must be 'auto', 'cpu', 'cuda'"),
         ({"cost": {"fn": 5, "fp": 1}}, r"\[data\] path is required"),
+        (with_("study", seed=2**40), r"\[study\] seed must be an integer from 0 to 4294967295"),
+        (with_("data", encoding="klingon"), r"\[data\] encoding must be a text encoding"),
+        (with_("data", decimal=","), r"decimal and sep are both ','"),
+        (with_("model", hidden=[0]), r"hidden must be a list, each item an integer >= 1"),
     ],
 )
 def test_mistakes_raise_spec_error(spec, match):
