@@ -262,6 +262,11 @@ def rebuild(
     if storage is None and run_dir is not None:
         storage_obj = _run_folder_storage(Path(run_dir))
     elif storage is not None:
+        if (
+            storage.startswith("sqlite:///")
+            and not Path(storage.removeprefix("sqlite:///")).is_file()
+        ):
+            raise StorageError(f"storage {storage} does not exist; check the path")
         storage_obj = make_storage(storage, None)
     else:
         raise StorageError("give a run folder, or --storage URL with --study NAME")

@@ -216,9 +216,14 @@ def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
         column = pd.to_numeric(frame[value], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(column)
         if bad.any():
+            kind = (
+                "infinite"
+                if (np.isinf(column) == bad).all()
+                else "missing, infinite or non-numeric"
+            )
             raise CostError(
-                f"cost column {value!r} has {int(bad.sum())} missing or non-numeric value(s) (first "
-                f"at data row {int(np.flatnonzero(bad)[0]) + 1}); fill them with numbers"
+                f"cost column {value!r} has {int(bad.sum())} {kind} value(s) (first at data row "
+                f"{int(np.flatnonzero(bad)[0]) + 1}); give every row a finite number"
             )
         if (column < 0).any():
             raise CostError(

@@ -170,3 +170,13 @@ def test_default_run_folder_name_is_safe(tmp_path, capsys, monkeypatch):
     assert run_cli(capsys, "search", spec, "-q")[0] == 0
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["a_.._.._escaped"]
     assert not (tmp_path / "escaped").exists()
+
+
+def test_report_on_a_missing_sqlite_file_creates_nothing(tmp_path, capsys):
+    """Check that `report --storage` naming a missing SQLite file is exit 2 and creates no file."""
+    url = f"sqlite:///{tmp_path / 'nothere.db'}"
+    code, _, err = run_cli(
+        capsys, "report", "--storage", url, "--study", "x", "--out", tmp_path / "r"
+    )
+    assert code == 2 and "does not exist" in err
+    assert not (tmp_path / "nothere.db").exists() and not (tmp_path / "r").exists()

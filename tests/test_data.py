@@ -133,7 +133,7 @@ def test_drop_and_cost_columns_are_not_features(tmp_path):
             lambda d: d.assign(c=[np.nan] + [1.0] * (len(d) - 1)),
             {"fn": "c", "fp": 1},
             CostError,
-            r"1 missing or non-numeric",
+            r"1 missing, infinite or non-numeric",
         ),
         (lambda d: d.assign(c=-1.0), {"fn": "c", "fp": 1}, CostError, r"negative"),
         (
