@@ -26,6 +26,7 @@ from .errors import StorageError
 from .result import TuneResult, build_result
 from .runfolder import LOG, SUMMARY, write_run
 from .search import (
+    STUDY_FILE,
     Evaluator,
     SearchStats,
     make_storage,
@@ -334,7 +335,7 @@ def _check_run_dir(out: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _run_folder_storage(run_dir: Path) -> optuna.storages.BaseStorage:
-    if (run_dir / "study.log").is_file():
+    if (run_dir / STUDY_FILE).is_file():
         return make_storage(None, run_dir)
     summary = run_dir / SUMMARY
     if summary.is_file():

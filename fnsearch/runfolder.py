@@ -24,7 +24,6 @@ MODEL = "model.pt"
 PREPROCESSING = "preprocessing.json"
 TRIALS = "trials.csv"
 REPORT = "report.html"
-STUDY_FILE = "study.log"
 LOG = "run.log"
 
 

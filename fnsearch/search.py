@@ -43,6 +43,7 @@ log = logging.getLogger("fnsearch")
 
 ATTR = "fnsearch"  # the one packed user attribute per trial
 PARAM = "pos_weight"
+STUDY_FILE = "study.log"  # the default storage: a journal file in the run folder
 INTERRUPTED = "interrupted before it finished"
 
 
@@ -80,7 +81,7 @@ def make_storage(url: str | None, run_dir: Path | None) -> optuna.storages.BaseS
             return optuna.storages.InMemoryStorage()
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        return JournalStorage(JournalFileBackend(str(run_dir / "study.log")))
+        return JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE)))
     if "://" not in url:
         raise StorageError(
             f"storage {url!r} is not a URL; use e.g. sqlite:///study.db or "
