@@ -26,10 +26,8 @@ from .errors import StorageError
 from .result import TuneResult, build_result
 from .runfolder import LOG, SUMMARY, write_run
 from .search import (
-    STUDY_FILE,
     Evaluator,
     SearchStats,
-    make_storage,
     open_study,
     population_size,
     requeue_interrupted,
@@ -37,6 +35,7 @@ from .search import (
     weight_range,
 )
 from .spec import Spec, load_spec
+from .storage import STUDY_FILE, make_storage
 from .train import TrainConfig, resolve_device
 
 __all__ = ["Progress", "WorkSummary", "rebuild", "tune", "work"]

@@ -17,6 +17,12 @@ import torch
 __all__ = ["Architecture", "PopulationNet", "from_sequential_state", "to_sequential_state"]
 
 _ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+# d(act)/d(pre-activation) times an incoming gradient: the kernels autograd itself uses.
+_ACTIVATION_GRADS = {
+    "relu": lambda grad, pre, out: torch.ops.aten.threshold_backward(grad, out, 0),
+    "tanh": lambda grad, pre, out: torch.ops.aten.tanh_backward(grad, out),
+    "gelu": lambda grad, pre, out: torch.ops.aten.gelu_backward(grad, pre),
+}
 
 
 @dataclass(frozen=True)
@@ -73,11 +79,50 @@ class PopulationNet(torch.nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (w0, b0), *rest = self.layers()
-        h = torch.baddbmm(b0, x.expand(self.n_members, -1, -1), w0)
-        for w, b in rest:
-            h = torch.baddbmm(b, self._act(h), w)
-        return h.squeeze(-1)
+        return self.forward_cached(x, self.layers(), keep=False)[0]
+
+    def forward_cached(
+        self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], *, keep: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits ``(K, n)`` with parameters ``layers`` (views from :meth:`layers`, made once per
+        fit: slicing them anew costs more than a small layer's arithmetic) and, with ``keep``,
+        what :meth:`backward` needs: ``[a0, z1, a1, z2, a2, ...]``, each layer's input and
+        pre-activation, ``a0`` the (expanded) batch."""
+        *hidden, (w_out, b_out) = layers
+        a = x.expand(self.n_members, -1, -1)
+        cache = [a]
+        for w, b in hidden:
+            z = torch.baddbmm(b, a, w)
+            a = self._act(z)
+            if keep:
+                cache += [z, a]
+        # The output layer has width 1: a multiply and a sum beat K matrix-vector products.
+        return (a * w_out.transpose(1, 2)).sum(-1) + b_out[:, :, 0], cache
+
+    @torch.no_grad()
+    def backward(
+        self,
+        cache: list[torch.Tensor],
+        dlogits: torch.Tensor,
+        layers: list[tuple[torch.Tensor, torch.Tensor]],
+        grads: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        """Write d(loss)/d(parameters) into ``grads`` (views of a tensor shaped like ``flat``) given
+        d(loss)/d(logits) ``(K, n)``: hand-written backpropagation, so a training step builds no
+        autograd graph. Each member's gradient involves only its own slice, as with autograd on
+        the summed loss."""
+        act_grad = _ACTIVATION_GRADS[self.arch.activation]
+        d = dlogits.unsqueeze(-1)  # (K, n, 1): the gradient at the output layer's pre-activation
+        for i in range(len(layers) - 1, -1, -1):
+            a_in, (w, _), (gw, gb) = cache[2 * i], layers[i], grads[i]
+            last = i == len(layers) - 1
+            gw.copy_(
+                (a_in * d).sum(1).unsqueeze(-1) if last else torch.bmm(a_in.transpose(1, 2), d)
+            )
+            gb.copy_(d.sum(dim=1, keepdim=True))
+            if i > 0:
+                da = d * w.transpose(1, 2) if last else torch.bmm(d, w.transpose(1, 2))
+                d = act_grad(da, cache[2 * i - 1], a_in)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor, *, budget: int = 1 << 24) -> torch.Tensor:

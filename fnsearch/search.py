@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,8 @@ from optuna.trial import TrialState
 from .costs import confusion_counts, example_costs, tune_threshold
 from .data import Dataset
 from .errors import SpecError, StorageError
-from .spec import Spec, mask_url
+from .spec import Spec
+from .storage import write_behind
 from .tensors import make_split
 from .train import TrainConfig, train_population
 
@@ -43,7 +43,6 @@ log = logging.getLogger("fnsearch")
 
 ATTR = "fnsearch"  # the one packed user attribute per trial
 PARAM = "pos_weight"
-STUDY_FILE = "study.log"  # the default storage: a journal file in the run folder
 INTERRUPTED = "interrupted before it finished"
 
 
@@ -69,38 +68,6 @@ def population_size(spec: Spec, n_trials: int) -> int:
     if spec.search["population"] != "auto":
         return int(spec.search["population"])
     return int(min(64, max(1, n_trials // 4)))
-
-
-# --- storage ---------------------------------------------------------------------------------
-
-
-def make_storage(url: str | None, run_dir: Path | None) -> optuna.storages.BaseStorage:
-    """Optuna storage from a URL, a journal file in the run folder, or memory (no run folder)."""
-    if url is None:
-        if run_dir is None:
-            return optuna.storages.InMemoryStorage()
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(str(run_dir / STUDY_FILE)))
-    if "://" not in url:
-        raise StorageError(
-            f"storage {url!r} is not a URL; use e.g. sqlite:///study.db or "
-            "postgresql://user:password@host/db"
-        )
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
-    except Exception as e:  # sqlalchemy and drivers raise many types; the URL may hold a password
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise StorageError(
-            f"cannot open storage {mask_url(url)}: {reason.replace(url, mask_url(url))}; "
-            "check the URL and that the server is running"
-        ) from None
-
-
-def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
 
 
 def open_study(
@@ -224,7 +191,7 @@ class Evaluator:
     ) -> TrialOutcome:
         if failed_epoch >= 0 or not np.isfinite(logit).all():
             reason = (
-                f"training loss became non-finite at epoch {failed_epoch}"
+                f"training diverged at epoch {failed_epoch} (non-finite gradients or parameters)"
                 if failed_epoch >= 0
                 else "the model's outputs became non-finite"
             )
@@ -305,23 +272,24 @@ def run_search(
         if failed_count(study) >= max_failed:
             stats.stopped_reason = f"stopped after {max_failed} failed trials ([study] max_failed)"
             break
-        trials = [study.ask(dist) for _ in range(min(population, n_trials - done))]
-        try:
-            outcomes = evaluate([t.params[PARAM] for t in trials])
-        except KeyboardInterrupt:
-            for t in trials:
-                t.set_user_attr("fail_reason", INTERRUPTED)
-                study.tell(t, state=TrialState.FAIL)
-                study.enqueue_trial({PARAM: t.params[PARAM]})
-            stats.seconds = time.perf_counter() - start
-            raise
-        for t, o in zip(trials, outcomes, strict=True):
-            t.set_user_attr(ATTR, o.attrs())
-            if o.value is None:
-                t.set_user_attr("fail_reason", o.fail_reason)
-                study.tell(t, state=TrialState.FAIL)
-            else:
-                study.tell(t, o.value)
+        with write_behind(study):  # the round's storage writes reach the file together
+            trials = [study.ask(dist) for _ in range(min(population, n_trials - done))]
+            try:
+                outcomes = evaluate([t.params[PARAM] for t in trials])
+            except KeyboardInterrupt:
+                for t in trials:
+                    t.set_user_attr("fail_reason", INTERRUPTED)
+                    study.tell(t, state=TrialState.FAIL)
+                    study.enqueue_trial({PARAM: t.params[PARAM]})
+                stats.seconds = time.perf_counter() - start
+                raise
+            for t, o in zip(trials, outcomes, strict=True):
+                t.set_user_attr(ATTR, o.attrs())
+                if o.value is None:
+                    t.set_user_attr("fail_reason", o.fail_reason)
+                    study.tell(t, state=TrialState.FAIL)
+                else:
+                    study.tell(t, o.value)
         stats.trials_run += len(trials)
         if on_batch is not None:
             on_batch(study, n_trials)

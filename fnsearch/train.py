@@ -1,7 +1,9 @@
 """Training a population of weighted-BCE models on resident tensors.
 
-The loop is fit -> epoch -> step. Minibatches are index slices of tensors already on the device; the
-only host-device sync is one per epoch (the "is everyone stopped?" check). Early stopping is per
+The loop is fit -> epoch -> step. Minibatches are index slices of tensors already on the device; a
+step is one forward pass, the closed-form loss gradient, hand-written backpropagation and one Adam
+update on the flat parameter tensor - no autograd graph, no optimiser bookkeeping. The only
+host-device sync is one per epoch (the "is everyone stopped?" check). Early stopping is per
 member: a member's best parameters are snapshotted when its validation cost improves and frozen
 once it has not improved for ``patience`` epochs; it keeps computing (its arithmetic never touches
 the others) until every member is done.
@@ -16,8 +18,9 @@ import numpy as np
 import torch
 
 from .errors import DeviceError
-from .loss import weighted_bce
+from .loss import weighted_bce_grad
 from .models import Architecture, PopulationNet
+from .optim import FlatAdam
 
 __all__ = ["FitResult", "Split", "TrainConfig", "resolve_device", "train_population"]
 
@@ -99,7 +102,7 @@ class FitResult:
 
     net: PopulationNet  # parameters at each member's best (or fixed) epoch
     epochs: np.ndarray  # epochs each member's parameters were trained for
-    failed_epoch: np.ndarray  # first epoch with a non-finite loss, -1 when none
+    failed_epoch: np.ndarray  # first epoch with a non-finite gradient or parameter, -1 when none
     val_logits: np.ndarray | None  # (K, n_val) at the kept parameters, when validated
 
 
@@ -122,7 +125,7 @@ def train_population(
     k = len(pos_weights)
     net = PopulationNet(config.arch(split.x.shape[1]), k, seed=config.seed, device=device)
     params = list(net.parameters())
-    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    opt = FlatAdam(net.flat.data, lr=config.lr, weight_decay=config.weight_decay)
     w = torch.as_tensor(np.asarray(pos_weights, dtype=np.float32), device=device).reshape(k, 1)
     gen = torch.Generator().manual_seed(config.seed if shuffle_seed is None else shuffle_seed)
 
@@ -136,8 +139,8 @@ def train_population(
     n = split.x.shape[0]
     for epoch in range(1, n_epochs + 1):
         order = torch.randperm(n, generator=gen).to(device, non_blocking=True)
-        _run_epoch(net, opt, split, w, order, config.batch_size, state)
-        state.mark_failed(epoch)
+        _run_epoch(net, opt, split, w, order, config.batch_size)
+        state.mark_failed(opt.finite_rows(), epoch)
         if validate:
             state.update_best(net, params, split, epoch, config.patience)
         elif target_epochs is not None:
@@ -155,25 +158,24 @@ def train_population(
     return FitResult(net, state.epochs.cpu().numpy(), state.failed_epoch.cpu().numpy(), val_logits)
 
 
+@torch.no_grad()
 def _run_epoch(
-    net,
-    opt,
+    net: PopulationNet,
+    opt: FlatAdam,
     split: Split,
     w: torch.Tensor,
     order: torch.Tensor,
     batch_size: int,
-    state: _EpochState,
 ) -> None:
-    net.train()
+    grad = torch.empty_like(net.flat)
+    layers, grads = net.layers(net.flat.detach()), net.layers(grad)
     for start in range(0, order.numel(), batch_size):
         idx = order[start : start + batch_size]
         sw = split.sample_weight[idx] if split.sample_weight is not None else None
-        member_loss = weighted_bce(net(split.x[idx]), split.y[idx], w, sw)
-        state.epoch_loss += member_loss.detach()  # NaN/inf anywhere in the epoch survives the sum
-        opt.zero_grad(set_to_none=True)
-        # Summed over members: each member's gradient is exactly that of its own mean loss.
-        member_loss.sum().backward()
-        opt.step()
+        logits, cache = net.forward_cached(split.x[idx], layers)
+        # Each member's gradient is that of its own mean loss: members share no parameters.
+        net.backward(cache, weighted_bce_grad(logits, split.y[idx], w, sw), layers, grads)
+        opt.step(grad)
 
 
 @dataclass
@@ -186,7 +188,6 @@ class _EpochState:
     since_best: torch.Tensor
     stopped: torch.Tensor
     bad: torch.Tensor
-    epoch_loss: torch.Tensor
     failed_epoch: torch.Tensor
 
     @classmethod
@@ -198,13 +199,12 @@ class _EpochState:
             since_best=torch.zeros(k, dtype=torch.long, device=device),
             stopped=torch.zeros(k, dtype=torch.bool, device=device),
             bad=torch.zeros(k, dtype=torch.bool, device=device),
-            epoch_loss=torch.zeros(k, device=device),
             failed_epoch=torch.full((k,), -1, dtype=torch.long, device=device),
         )
 
-    def mark_failed(self, epoch: int) -> None:
-        self.bad |= ~torch.isfinite(self.epoch_loss)
-        self.epoch_loss.zero_()
+    def mark_failed(self, finite: torch.Tensor, epoch: int) -> None:
+        # Members share nothing, so one diverging member never touches the others.
+        self.bad |= ~finite
         newly = self.bad & (self.failed_epoch < 0)
         self.failed_epoch = torch.where(
             newly, torch.full_like(self.failed_epoch, epoch), self.failed_epoch

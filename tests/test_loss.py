@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fnsearch.loss import weighted_bce
+from fnsearch.loss import weighted_bce, weighted_bce_grad
 
 
 def seed_formula(x, y, w):
@@ -63,3 +63,15 @@ def test_population_shape_gives_each_member_its_weight(batch):
     got = weighted_bce(logits, y, ws)
     for k in range(3):
         assert torch.allclose(got[k], seed_formula(logits[k], y, ws[k, 0]).mean(), atol=1e-6)
+
+
+@pytest.mark.parametrize("with_sample_weight", [False, True])
+def test_closed_form_gradient_equals_autograd(batch, with_sample_weight):
+    """Check that weighted_bce_grad is autograd's gradient of weighted_bce, extreme logits included."""
+    x, y = batch
+    logits = torch.stack([x, x * 0.5, -x]).requires_grad_()
+    ws = torch.tensor([[0.5], [2.0], [90.0]])
+    sw = torch.rand_like(x) + 0.5 if with_sample_weight else None
+    weighted_bce(logits, y, ws, sw).sum().backward()
+    got = weighted_bce_grad(logits.detach(), y, ws, sw)
+    torch.testing.assert_close(got, logits.grad, atol=1e-7, rtol=1e-5)

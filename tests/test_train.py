@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fnsearch.errors import DeviceError
+from fnsearch.loss import weighted_bce, weighted_bce_grad
 from fnsearch.models import Architecture, PopulationNet, sequential
 from fnsearch.train import Split, TrainConfig, resolve_device, train_population
 
@@ -76,13 +77,31 @@ def test_fixed_epochs_snapshot_each_member_at_its_own_count():
 
 
 def test_a_diverging_member_fails_alone():
-    """Check that a non-finite loss marks only that member failed and leaves the others as alone."""
+    """Check that a diverging member (its squared gradients overflow) is marked failed alone and
+    leaves the others as they are when trained alone."""
     split, cfg = toy_split(), config(epochs=5)
     weights = np.array([1.0, 1e38])
     fit = train_population(split, weights, cfg)
     assert fit.failed_epoch[0] == -1 and fit.failed_epoch[1] >= 1
     alone = train_population(split, np.array([1.0]), cfg)
     np.testing.assert_allclose(alone.val_logits[0], fit.val_logits[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
+@pytest.mark.parametrize("hidden", [(), (16,), (8, 5)])
+def test_hand_written_backward_equals_autograd(hidden, activation):
+    """Check that PopulationNet.backward gives autograd's gradient of the summed member losses."""
+    net = PopulationNet(Architecture(6, hidden, activation), 3, seed=2)
+    with torch.no_grad():
+        net.flat.add_(torch.randn_like(net.flat) * 0.3)  # members differ
+    x, y = torch.randn(40, 6), (torch.rand(40) < 0.3).float()
+    w, sw = torch.tensor([[0.5], [3.0], [20.0]]), torch.rand(40) + 0.5
+    weighted_bce(net(x), y, w, sw).sum().backward()
+    grad = torch.zeros_like(net.flat)
+    layers = net.layers(net.flat.detach())
+    logits, cache = net.forward_cached(x, layers)
+    net.backward(cache, weighted_bce_grad(logits, y, w, sw), layers, net.layers(grad))
+    torch.testing.assert_close(grad, net.flat.grad, atol=1e-6, rtol=1e-5)
 
 
 def test_member_state_loads_into_plain_torch_sequential():
