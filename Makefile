@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # multi-GB CUDA build. The pyproject's torch range admits it, so nothing more is downloaded.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean gpu-wheels
 
 install: $(STAMP)
 
@@ -38,3 +38,16 @@ bench: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+
+# Wheels for bench/gpu.py on the lent GPU machine (Python 3.12, no network there): optuna and the
+# pure-Python packages it needs that the machine lacks, at the versions installed here.
+GPU_WHEELS := optuna alembic colorlog sqlalchemy mako greenlet
+gpu-wheels: install
+	rm -rf .whl && mkdir -p .whl
+	for p in $(GPU_WHEELS); do \
+	  v=$$($(PY) -c "import importlib.metadata as m; print(m.version('$$p'))"); \
+	  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	    --platform manylinux2014_x86_64 -d .whl "$$p==$$v" || exit 1; \
+	done
+	ls .whl

@@ -53,23 +53,23 @@ class SeedWeightedBCE(torch.nn.Module):
         return -(self.w * y * F.logsigmoid(x) + (1 - y) * F.logsigmoid(-x)).mean()
 
 
-def _german_tensors():
+def _german_tensors(device: str = "cpu"):
     from fnsearch.data import prepare_dataset
     from fnsearch.spec import load_spec
     from fnsearch.tensors import make_split
 
     spec = load_spec(SPEC, {"search.folds": 1})
     ds = prepare_dataset(spec)
-    split, pre = make_split(ds, ds.train, ds.val, torch.device("cpu"))
-    x_test = torch.as_tensor(pre.transform(ds.features.iloc[ds.test]))
+    split, pre = make_split(ds, ds.train, ds.val, torch.device(device))
+    x_test = torch.as_tensor(pre.transform(ds.features.iloc[ds.test]), device=device)
     return ds, split, x_test
 
 
-def seed_loop(n_trials: int) -> dict:
+def seed_loop(n_trials: int, device: str = "cpu") -> dict:
     """The per-trial loop a user writes; returns trials/s and the chosen weight's test cost."""
     from fnsearch.costs import bootstrap_ci, example_costs
 
-    ds, split, x_test = _german_tensors()
+    ds, split, x_test = _german_tensors(device)
     s = SEED_SETTINGS
     y_val = ds.y[ds.val]
     c_val, c_test = ds.costs.take(ds.val), ds.costs.take(ds.test)
@@ -85,7 +85,7 @@ def seed_loop(n_trials: int) -> dict:
             torch.nn.Linear(split.x.shape[1], s["hidden"]),
             torch.nn.ReLU(),
             torch.nn.Linear(s["hidden"], 1),
-        )
+        ).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=s["lr"])
         loss_fn = SeedWeightedBCE(w)
         for _ in range(s["epochs"]):
@@ -94,10 +94,10 @@ def seed_loop(n_trials: int) -> dict:
                 loss_fn(model(xb).squeeze(-1), yb).backward()
                 opt.step()
         with torch.no_grad():
-            val_pred = (model(split.x_val).squeeze(-1) >= 0).numpy()
+            val_pred = (model(split.x_val).squeeze(-1) >= 0).cpu().numpy()
             value = float(example_costs(y_val, val_pred, c_val).mean())
             if value < best["value"]:
-                test_pred = (model(x_test).squeeze(-1) >= 0).numpy()
+                test_pred = (model(x_test).squeeze(-1) >= 0).cpu().numpy()
                 best.update(value=value, w=w, test=example_costs(ds.y[ds.test], test_pred, c_test))
         return value
 

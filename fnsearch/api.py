@@ -35,7 +35,7 @@ from .search import (
     weight_range,
 )
 from .spec import Spec, load_spec
-from .storage import STUDY_FILE, make_storage
+from .storage import STUDY_FILE, make_storage, run_folder_lock
 from .train import TrainConfig, resolve_device
 
 __all__ = ["Progress", "WorkSummary", "rebuild", "tune", "work"]
@@ -182,7 +182,7 @@ def tune(
     spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
     plan = _Plan.make(spec)  # every user mistake in spec or data surfaces here, before any write
     run_dir = _check_run_dir(out)
-    with _run_context(spec, None):
+    with contextlib.ExitStack() as held, _run_context(spec, None):
         # A storage URL is opened and its study checked before the run folder exists, so a
         # mistake there leaves nothing behind; the default journal file lives in the folder.
         if spec.study["storage"] is not None:
@@ -190,8 +190,10 @@ def tune(
         else:
             if run_dir is not None:
                 run_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(run_folder_lock(run_dir))
             study = plan.open(make_storage(None, run_dir))
-    with _run_context(spec, run_dir):
+        held = held.pop_all()  # the lock (if any) is held until the result is written
+    with held, _run_context(spec, run_dir):
         if spec.study["storage"] is None:
             requeue_interrupted(study)  # the run folder's own file: nobody else is running on it
         log.info(

@@ -11,7 +11,9 @@ interleave; a crash mid-round loses that round's unfinished trials, which were l
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,36 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, Jour
 from .errors import StorageError
 from .spec import mask_url
 
-__all__ = ["STUDY_FILE", "WriteBehindFileBackend", "make_storage", "write_behind"]
+__all__ = [
+    "STUDY_FILE",
+    "WriteBehindFileBackend",
+    "make_storage",
+    "run_folder_lock",
+    "write_behind",
+]
 
 STUDY_FILE = "study.log"  # the default storage: a journal file in the run folder
+LOCK_FILE = ".fnsearch.lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for this process: its journal is written behind, so two searches on one
+    folder would corrupt the study. The kernel drops the lock when the process dies, even by
+    SIGKILL, so a crash never leaves a stale lock behind."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(
+            f"run folder {run_dir} is in use by another fnsearch search; wait for it to finish, "
+            "or use another --out (several workers share a study through --storage URL)"
+        ) from None
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 class WriteBehindFileBackend(BaseJournalBackend):

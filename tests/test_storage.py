@@ -61,3 +61,22 @@ def test_other_storages_write_through(tmp_path):
         with write_behind(study):
             round_of(study, 2)
         assert len(study.trials) == 2
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    """Check that a second search on a run folder another process holds is a clear error, and that
+    the lock goes with its holder."""
+    from fnsearch import tune
+    from fnsearch.errors import StorageError
+    from fnsearch.storage import run_folder_lock
+
+    from .conftest import FAST, german_spec
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with run_folder_lock(run):
+        with pytest.raises(StorageError, match="in use by another fnsearch search"):
+            tune(german_spec(tmp_path), overrides=FAST, out=run)
+        assert not (run / STUDY_FILE).exists()
+    tune(german_spec(tmp_path), overrides={**FAST, "study.n_trials": 2}, out=run)  # free again
+    assert (run / STUDY_FILE).exists()
