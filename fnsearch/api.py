@@ -70,7 +70,7 @@ _FINGERPRINT_KEYS = {
         "encoding",
     ),
     "cost": ("fn", "fp", "tp", "tn"),
-    "search": ("low", "high", "folds"),
+    "search": ("low", "high", "folds", "repeats"),
     "model": (
         "kind",
         "hidden",
@@ -109,7 +109,10 @@ class _Plan:
         device = resolve_device(spec.model["device"])
         dataset = prepare_dataset(spec)
         train = dataset.train
-        w_star = theory_weight(dataset.y[train], dataset.costs.take(train))
+        # With per-example costs the training rows carry them as sample weights, so the weight
+        # that theory puts on top is 1 (Elkan's ratio is what it would be without them).
+        costs = dataset.costs.take(train)
+        w_star = 1.0 if costs.per_example else theory_weight(dataset.y[train], costs)
         positives = max(1, int(dataset.y[train].sum()))
         ratio = (train.size - positives) / positives
         low, high = weight_range(spec, w_star, ratio)
@@ -144,7 +147,7 @@ class _Plan:
         """Run rounds of trials until the study holds ``n_trials`` finished ones."""
         return run_search(
             study,
-            Evaluator(self.dataset, self.config, self.device),
+            Evaluator(self.dataset, self.config, self.device, self.spec.search["repeats"]),
             n_trials=self.spec.study["n_trials"],
             population=self.population,
             low=self.low,

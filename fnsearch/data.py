@@ -231,27 +231,25 @@ def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
                 "be >= 0 (write a gain as a smaller cost)"
             )
         arrays[key] = column
-    costs = CostMatrix(**arrays)
+    costs = CostMatrix(**arrays, per_example=any(isinstance(cost[k], str) for k in COST_KEYS))
     _check_cost_rows(costs)
     return costs
 
 
 def _check_cost_rows(c: CostMatrix) -> None:
     for worse, better, what in (
-        ("tp", "fn", "a positive is cheaper missed than caught"),
-        ("tn", "fp", "a negative is cheaper flagged than passed"),
+        ("tp", "fn", "a positive is no cheaper caught than missed"),
+        ("tn", "fp", "a negative is no cheaper passed than flagged"),
     ):
-        rows = np.flatnonzero(getattr(c, worse) > getattr(c, better))
-        if rows.size:
-            shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
-            raise CostError(
-                f"C_{worse.upper()} > C_{better.upper()} in {rows.size} row(s) (data rows {shown}): "
-                f"{what}; check the cost columns"
-            )
-    if not (c.fn - c.tp).any():
-        raise CostError("C_FN - C_TP is zero in every row: missing a positive costs nothing")
-    if not (c.fp - c.tn).any():
-        raise CostError("C_FP - C_TN is zero in every row: a false alarm costs nothing")
+        # Equal costs are refused too: such a row has no cheaper decision, so it cannot be weighted.
+        rows = np.flatnonzero(getattr(c, worse) >= getattr(c, better))
+        if not rows.size:
+            continue  # (constant costs were checked with the spec)
+        shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
+        raise CostError(
+            f"C_{worse.upper()} >= C_{better.upper()} in {rows.size} row(s) (data rows {shown}): "
+            f"{what}; check the cost columns"
+        )
 
 
 # --- features --------------------------------------------------------------------------------

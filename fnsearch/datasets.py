@@ -58,6 +58,13 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "choose your own (e.g. fn = 10, fp = 1)",
             "UCI Breast Cancer Wisconsin (Diagnostic) as shipped by scikit-learn, 569 tumours",
         ),
+        BuiltinDataset(
+            "synthetic",
+            "y",
+            1,
+            "fn = 10, fp = 1 (Bayes cost 0.2522 per example, known exactly)",
+            "two Gaussian classes with a quadratic Bayes boundary (fnsearch.synthetic), 5000 rows",
+        ),
     )
 }
 
@@ -70,6 +77,10 @@ def load_builtin(name: str) -> pd.DataFrame:
         )
     if name == "breast_cancer":
         return _breast_cancer()
+    if name == "synthetic":
+        from .synthetic import sample
+
+        return sample(5000, seed=0).astype({"y": str})
     files = resources.files("fnsearch") / "datasets"
     if name == "german_credit":
         with resources.as_file(files / "german_credit.csv") as p:
@@ -94,11 +105,12 @@ def _breast_cancer() -> pd.DataFrame:
 
 def _with_bank_costs(frame: pd.DataFrame) -> pd.DataFrame:
     # Literature costs (Correa Bahnsen): a call costs 1 whatever its outcome; a missed subscriber
-    # loses the interest on their balance, at least 1. Balance is negative in some rows: the floor
-    # of 1 keeps C_FN >= C_TP there.
+    # loses the interest on their balance. The literature floors that at 1, where a missed
+    # subscriber would cost no more than the call (C_FN = C_TP: no decision is cheaper, a row
+    # fnsearch refuses); we floor it at 2, so catching a subscriber always saves something.
     frame = frame.copy()
     frame["C_FP"] = 1.0
     frame["C_TP"] = 1.0
-    frame["C_FN"] = np.maximum(0.25 * 0.0246 * frame["balance"].to_numpy(dtype=float), 1.0)
+    frame["C_FN"] = np.maximum(0.25 * 0.0246 * frame["balance"].to_numpy(dtype=float), 2.0)
     frame["C_TN"] = 0.0
     return frame

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from .costs import confusion_counts, example_costs, tune_threshold
+from .costs import confusion_counts, crossfit_threshold_costs, example_costs, tune_threshold
 from .data import Dataset
 from .errors import SpecError, StorageError
 from .spec import Spec
@@ -138,7 +138,8 @@ class TrialOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     pred_pos_rate: float | None = None
     tuned_threshold: float | None = None
-    tuned_value: float | None = None
+    tuned_value: float | None = None  # cross-fitted cost of tuning the threshold
+    tuned_value_se: float | None = None
     epochs: list[int] = field(default_factory=list)
     fail_reason: str | None = None
     seconds: float = 0.0
@@ -150,39 +151,51 @@ class TrialOutcome:
             "pred_pos_rate": self.pred_pos_rate,
             "tuned_threshold": self.tuned_threshold,
             "tuned_value": self.tuned_value,
+            "tuned_value_se": self.tuned_value_se,
             "epochs": self.epochs,
             "seconds": self.seconds,
         }
 
 
 class Evaluator:
-    """Scores weights by cross-validation: tensors for every fold built once, then reused."""
+    """Scores weights by cross-validation: tensors for every fold built once, then reused.
 
-    def __init__(self, dataset: Dataset, config: TrainConfig, device: torch.device) -> None:
+    Every trial sees the same folds, initialisations and minibatch orders (common random numbers),
+    so two trials differ only by their weight. With ``repeats`` > 1 each fold is trained again from
+    other initialisations and orders, and a row's cost is its mean over the repeats.
+    """
+
+    def __init__(
+        self, dataset: Dataset, config: TrainConfig, device: torch.device, repeats: int = 1
+    ) -> None:
         self.dataset = dataset
         self.config = config
+        self.repeats = repeats
         self.splits = [make_split(dataset, tr, va, device)[0] for tr, va in dataset.folds]
         self.val_rows = np.concatenate([va for _, va in dataset.folds])
         self.y = dataset.y[self.val_rows]
         self.costs = dataset.costs.take(self.val_rows)
+        self.groups = _threshold_groups(dataset, self.y, config.seed)
 
     def __call__(self, weights: list[float]) -> list[TrialOutcome]:
         start = time.perf_counter()
-        k = len(weights)
-        logits = np.empty((k, self.val_rows.size), dtype=np.float32)
+        k, n_folds = len(weights), len(self.splits)
+        logits = np.empty((self.repeats, k, self.val_rows.size), dtype=np.float32)
         failed = np.full(k, -1)
-        epochs = np.zeros((k, len(self.splits)), dtype=int)
-        offset = 0
-        for f, split in enumerate(self.splits):
-            fit = train_population(split, np.asarray(weights), self.config)
-            n_val = split.y_val.shape[0]
-            logits[:, offset : offset + n_val] = fit.val_logits
-            offset += n_val
-            epochs[:, f] = fit.epochs
-            failed = np.where((failed < 0) & (fit.failed_epoch >= 0), fit.failed_epoch, failed)
+        epochs = np.zeros((k, self.repeats * n_folds), dtype=int)
+        for r in range(self.repeats):
+            config = replace(self.config, seed=self.config.seed + r)
+            offset = 0
+            for f, split in enumerate(self.splits):
+                fit = train_population(split, np.asarray(weights), config)
+                n_val = split.y_val.shape[0]
+                logits[r, :, offset : offset + n_val] = fit.val_logits
+                offset += n_val
+                epochs[:, r * n_folds + f] = fit.epochs
+                failed = np.where((failed < 0) & (fit.failed_epoch >= 0), fit.failed_epoch, failed)
         seconds = (time.perf_counter() - start) / k
         return [
-            self._outcome(w, logits[i], int(failed[i]), epochs[i].tolist(), seconds)
+            self._outcome(w, logits[:, i], int(failed[i]), epochs[i].tolist(), seconds)
             for i, w in enumerate(weights)
         ]
 
@@ -196,22 +209,48 @@ class Evaluator:
                 else "the model's outputs became non-finite"
             )
             return TrialOutcome(w, None, fail_reason=reason, epochs=epochs, seconds=seconds)
+        # logit is (repeats, rows): a row's cost is its mean over the repeats.
         pred = logit >= 0
-        per_example = example_costs(self.y, pred, self.costs)
-        n = per_example.size
+        per_example = example_costs(self.y, pred, self.costs).mean(axis=0)
         scores = 1.0 / (1.0 + np.exp(-logit.astype(np.float64)))
-        threshold, tuned = tune_threshold(self.y, scores, self.costs)
+        r = logit.shape[0]
+        rows = np.tile(np.arange(self.y.size), r)
+        y, costs, flat = self.y[rows], self.costs.take(rows), scores.ravel()
+        # The threshold the policy would use (tuned on every out-of-fold row) and the honest cost
+        # of tuning one (each fold's rows scored with a threshold tuned on the other folds).
+        threshold, _ = tune_threshold(y, flat, costs)
+        tuned = crossfit_threshold_costs(y, flat, costs, np.tile(self.groups, r))
+        tuned = tuned.reshape(r, -1).mean(axis=0)
         return TrialOutcome(
             w,
             float(per_example.mean()),
-            float(per_example.std(ddof=1) / math.sqrt(n)),
-            confusion_counts(self.y, pred),
+            _se(per_example),
+            confusion_counts(self.y, pred[0]),
             float(pred.mean()),
             threshold,
-            tuned,
+            float(tuned.mean()),
+            _se(tuned),
             epochs,
             seconds=seconds,
         )
+
+
+def _se(per_example: np.ndarray) -> float:
+    return float(per_example.std(ddof=1) / math.sqrt(per_example.size))
+
+
+def _threshold_groups(dataset: Dataset, y_val: np.ndarray, seed: int) -> np.ndarray:
+    """Which group each scored row is in for cross-fitting thresholds: its CV fold, or with one
+    validation split, five stratified chunks of it."""
+    if len(dataset.folds) > 1:
+        return np.concatenate([np.full(va.size, f) for f, (_, va) in enumerate(dataset.folds)])
+    from sklearn.model_selection import StratifiedKFold
+
+    groups = np.empty(y_val.size, dtype=int)
+    chunks = StratifiedKFold(5, shuffle=True, random_state=seed).split(y_val, y_val)
+    for g, (_, rows) in enumerate(chunks):
+        groups[rows] = g
+    return groups
 
 
 # --- the loop ---------------------------------------------------------------------------------

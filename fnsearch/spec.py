@@ -68,7 +68,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "high": "auto",
         "sampler": "tpe",
         "folds": "auto",
+        "repeats": 1,
         "population": "auto",
+        "tune_threshold": True,
+        "choose": "one_se",
     },
     "model": {
         "kind": "mlp",
@@ -179,7 +182,10 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "high": _or_auto(_positive_number()),
         "sampler": _choice("tpe", "gp", "grid"),
         "folds": _or_auto(_int_at_least(1)),
+        "repeats": _int_at_least(1),
         "population": _or_auto(_int_at_least(1)),
+        "tune_threshold": ((lambda v: isinstance(v, bool)), "true or false"),
+        "choose": _choice("one_se", "lowest"),
     },
     "model": {
         "kind": _choice("logistic", "mlp"),

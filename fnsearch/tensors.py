@@ -29,8 +29,14 @@ def make_split(
 
     x = tensor(pre.transform(dataset.features.iloc[train_rows]))
     y = tensor(dataset.y[train_rows])
+    # Per-example costs train through cost-proportionate sample weights (the searched pos_weight
+    # multiplies the positives' on top); constant costs need none: pos_weight alone carries them.
+    costs = dataset.costs.take(train_rows)
+    sample_weight = (
+        tensor(costs.training_weights(dataset.y[train_rows])) if costs.per_example else None
+    )
     if val_rows is None:
-        return Split(x, y), pre
+        return Split(x, y, sample_weight=sample_weight), pre
     if_pos, if_neg = outcome_costs(dataset.y[val_rows], dataset.costs.take(val_rows))
     return Split(
         x,
@@ -39,4 +45,5 @@ def make_split(
         tensor(dataset.y[val_rows]),
         tensor(if_pos),
         tensor(if_neg),
+        sample_weight,
     ), pre

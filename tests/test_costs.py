@@ -12,6 +12,8 @@ from fnsearch.costs import (
     bootstrap_ci,
     confusion_counts,
     cost_per_example,
+    crossfit_threshold_costs,
+    paired_difference,
     savings,
     theory_weight,
     tune_threshold,
@@ -100,3 +102,51 @@ def test_bootstrap_interval_covers_the_mean_and_is_seeded():
     assert bootstrap_ci(small, seed=1) == (lo, hi)
     lo2, hi2 = bootstrap_ci(large, seed=1)
     assert hi2 - lo2 < hi - lo
+
+
+def test_crossfit_threshold_scores_each_group_with_the_others_threshold():
+    """Check cross-fitted threshold costs against a brute-force loop over held-out groups."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.25).astype(int)
+    scores = np.clip(0.3 * y + rng.random(400) * 0.7, 0, 1)
+    costs = constant(400)
+    groups = np.arange(400) % 4
+    got = crossfit_threshold_costs(y, scores, costs, groups)
+    for g in range(4):
+        out = groups != g
+        t, _ = tune_threshold(y[out], scores[out], constant(int(out.sum())))
+        inside = ~out
+        pred = scores[inside] >= t
+        want = np.where(y[inside] == 1, np.where(pred, 0.0, 5.0), np.where(pred, 1.0, 0.0))
+        np.testing.assert_allclose(got[inside], want)
+    # never better than tuning on the very rows it scores (that is the optimism it removes)
+    assert got.mean() >= tune_threshold(y, scores, costs)[1] - 1e-12
+
+
+def test_paired_difference_is_the_bootstrap_of_row_differences():
+    """Check that the paired interval is bootstrap_ci of a - b and narrower than unpaired ones."""
+    rng = np.random.default_rng(4)
+    shared = rng.exponential(size=500)
+    a, b = shared + rng.normal(0, 0.05, 500), shared + 0.02 + rng.normal(0, 0.05, 500)
+    d = paired_difference(a, b, seed=1)
+    assert d["mean"] == pytest.approx(float((a - b).mean()))
+    assert d["ci95"] == list(bootstrap_ci(a - b, seed=1))
+    unpaired = np.subtract(*bootstrap_ci(a, seed=1)[::-1])
+    assert d["ci95"][1] - d["ci95"][0] < unpaired / 5
+    assert d["ci95"][1] < 0  # b is 0.02 dearer on every row, and pairing sees it
+
+
+def test_training_weights_are_cost_proportionate():
+    """Check per-sample weights: positives by C_FN - C_TP, negatives by C_FP - C_TN, mean 1."""
+    y = np.array([1, 1, 0, 0, 0])
+    c = CostMatrix(
+        np.array([10.0, 4, 0, 0, 0]),
+        np.array([0.0, 0, 1, 2, 3]),
+        np.array([2.0, 1, 0, 0, 0]),
+        np.array([0.0, 0, 0, 1, 0]),
+        per_example=True,
+    )
+    w = c.training_weights(y)
+    raw = np.array([8.0, 3, 1, 1, 3])
+    np.testing.assert_allclose(w, raw / raw.mean())
+    assert c.take(np.array([0, 2])).per_example

@@ -140,7 +140,19 @@ def test_drop_and_cost_columns_are_not_features(tmp_path):
             lambda d: d.assign(c=0.5),
             {"fn": "c", "fp": 1, "tp": 1},
             CostError,
-            r"C_TP > C_FN in \d+ row\(s\).*cheaper missed than caught",
+            r"C_TP >= C_FN in \d+ row\(s\).*no cheaper caught than missed",
+        ),
+        (
+            lambda d: d.assign(c=[1.0] + [2.0] * (len(d) - 1)),
+            {"fn": "c", "fp": 1, "tp": 1},
+            CostError,
+            r"C_TP >= C_FN in 1 row\(s\) \(data rows 1\)",
+        ),
+        (
+            lambda d: d.assign(c=[0.0, 1.0] + [0.0] * (len(d) - 2)),
+            {"fn": 5, "fp": 1, "tn": "c"},
+            CostError,
+            r"C_TN >= C_FP in 1 row\(s\) \(data rows 2\): a negative is no cheaper passed",
         ),
     ],
 )
@@ -189,6 +201,7 @@ def test_parquet_and_builtins(tmp_path):
         "breast_cancer": ("diagnosis", "malignant", 212, "malignant"),
         "churn_tv": ("target", 1, 449, "1.0"),
         "bank_marketing": ("y", "yes", 5289, "yes"),
+        "synthetic": ("y", 1, 527, "1"),
     }
     for name, (label, positive, n_pos, raw) in expected.items():
         ds = prepare_dataset(spec_for(f"builtin:{name}", label=label, positive=positive))
@@ -201,7 +214,7 @@ def test_bank_marketing_costs_are_computed_on_load():
 
     bank = load_builtin("bank_marketing")
     assert (bank["C_FP"] == 1).all() and (bank["C_TP"] == 1).all() and (bank["C_TN"] == 0).all()
-    expected = np.maximum(0.25 * 0.0246 * bank["balance"].to_numpy(dtype=float), 1.0)
+    expected = np.maximum(0.25 * 0.0246 * bank["balance"].to_numpy(dtype=float), 2.0)
     np.testing.assert_allclose(bank["C_FN"], expected)
     assert (bank["balance"] < 0).any()
 

@@ -13,7 +13,7 @@ from fnsearch import tune
 from fnsearch.costs import cost_per_example
 from fnsearch.data import prepare_dataset
 from fnsearch.models import Architecture, sequential
-from fnsearch.result import TRIAL_COLUMNS
+from fnsearch.result import POLICIES, TRIAL_COLUMNS, candidates, choose
 from fnsearch.spec import load_spec
 
 from .conftest import FAST
@@ -69,8 +69,10 @@ def test_summary_json_is_to_dict_with_every_key(run):
         "trial",
         "final_refit",
     } <= set(best)
-    assert best["policy"] == "searched"
-    assert best["plateau"][0] <= best["pos_weight"] <= best["plateau"][1]
+    assert best["policy"] in POLICIES and best["rule"]
+    searched = next(c for c in best["candidates"] if c["policy"] == "searched")
+    assert best["plateau"][0] <= searched["pos_weight"] <= best["plateau"][1]
+    assert [c["policy"] for c in best["candidates"]] == list(POLICIES)
     for section in [summary["test"], *summary["baselines"].values()]:
         assert {"cost_per_example", "ci95", "tp", "fp", "tn", "fn", "savings"} <= set(section)
         assert section["ci95"][0] <= section["cost_per_example"] <= section["ci95"][1]
@@ -78,19 +80,83 @@ def test_summary_json_is_to_dict_with_every_key(run):
         "unweighted",
         "theory_weight",
         "tuned_threshold",
+        "bayes_threshold",
         "all_negative",
         "all_positive",
     }
+    for name, section in summary["baselines"].items():
+        if name != best["policy"]:
+            diff = section["chosen_minus_this"]
+            assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
+            gap = summary["test"]["cost_per_example"] - section["cost_per_example"]
+            assert diff["mean"] == pytest.approx(gap)
     assert summary["trials"] == {"complete": 6, "pruned": 0, "failed": 0}
     assert summary["timing"]["device"] == "cpu" and summary["timing"]["seconds"] > 0
 
 
-def test_best_is_the_lowest_validation_cost(run):
-    """Check that the chosen trial has the lowest validation value (policy 'searched')."""
-    result, _ = run
-    table = result.trials_table
-    assert result.best["val_cost_per_example"] == table["value"].min()
-    assert table.loc[result.best["trial"], "pos_weight"] == result.best["pos_weight"]
+def table_of(weights, values, se=0.02, tuned=None, tuned_se=0.02):
+    n = len(weights)
+    return pd.DataFrame(
+        {
+            "number": range(n),
+            "state": "complete",
+            "pos_weight": weights,
+            "value": values,
+            "value_se": se,
+            "tuned_threshold": 0.3,
+            "tuned_value": tuned if tuned is not None else [v + 1 for v in values],
+            "tuned_value_se": tuned_se,
+            "epochs": "7;9;8",
+        }
+    )
+
+
+def test_theory_weight_wins_when_within_one_standard_error():
+    """Check that the one-SE rule keeps the theory weight when the searched minimum is within one
+    standard error, and that the rule 'lowest' takes the minimum instead."""
+    weights = np.geomspace(0.5, 50, 41)
+    values = 0.5 + 0.01 * (np.log10(weights) - np.log10(8)) ** 2  # minimum at 8, w* = 5 close by
+    table = table_of([5.0, 1.0, *weights], [0.5 + 0.01 * (np.log10(5 / 8)) ** 2, 0.6, *values])
+    found, plateau = candidates(table, w_star=5.0, fallback_epochs=100)
+    chosen, rule = choose(found)
+    assert chosen.policy == "theory_weight" and chosen.pos_weight == 5.0 and chosen.trial == 0
+    assert "within one standard error" in rule and plateau[0] <= 5.0 <= plateau[1]
+    lowest, _ = choose(found, "lowest")
+    assert lowest.policy == "searched" and 6 < lowest.pos_weight < 11
+    assert chosen.epochs == 8  # the median of the trial's per-fold epochs
+
+
+def test_the_search_wins_only_when_clearly_better():
+    """Check that a searched weight more than one SE below every simpler policy is chosen."""
+    weights = np.geomspace(0.5, 50, 41)
+    values = 0.5 + 0.3 * (np.log10(weights) - np.log10(20)) ** 2
+    table = table_of([5.0, 1.0, *weights], [0.5 + 0.3 * np.log10(4) ** 2, 0.7, *values], se=0.01)
+    chosen, rule = choose(candidates(table, w_star=5.0, fallback_epochs=100)[0])
+    assert chosen.policy == "searched" and 15 < chosen.pos_weight < 27
+    assert "no simpler policy" in rule
+
+
+def test_a_lucky_trial_does_not_beat_a_smooth_basin():
+    """Check that the smoothed curve, not the single luckiest trial, picks the searched weight."""
+    weights = np.geomspace(0.5, 50, 61)
+    values = 0.5 + 0.3 * (np.log10(weights) - np.log10(3)) ** 2
+    lucky = int(np.argmin(np.abs(weights - 30)))
+    values[lucky] = 0.45  # one trial far from the basin got lucky
+    table = table_of(weights, values)
+    found, _ = candidates(table, w_star=5.0, fallback_epochs=100)
+    searched = next(c for c in found if c.policy == "searched")
+    assert 2 < searched.pos_weight < 4.5
+
+
+def test_tuned_threshold_policy_uses_its_cross_fitted_value():
+    """Check that w = 1 with a tuned threshold is chosen when its honest CV cost is lowest."""
+    weights = np.geomspace(0.5, 50, 21)
+    values = np.full(weights.size, 0.6)
+    tuned = np.where(np.isclose(weights, 1.0), 0.5, 0.58)
+    table = table_of([5.0, 1.0, *weights], [0.6, 0.6, *values], tuned=[0.58, 0.5, *tuned])
+    chosen, _ = choose(candidates(table, w_star=5.0, fallback_epochs=100)[0])
+    assert chosen.policy == "tuned_threshold" and chosen.pos_weight == 1.0
+    assert chosen.threshold == 0.3
 
 
 def test_trivial_baselines_match_the_cost_formula(run):

@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from ..result import TuneResult
+from ..result import POLICY_NAMES, TuneResult
 from . import _figures as F
 
 __all__ = ["figures", "headline", "render_report"]
@@ -36,7 +36,10 @@ _POLICY_NAMES = {
     "chosen": "chosen policy",
     "unweighted": "unweighted (w = 1, threshold 0.5)",
     "theory_weight": "theory weight (w*, threshold 0.5)",
-    "tuned_threshold": "tuned threshold (w = 1, threshold tuned on validation)",
+    "tuned_threshold": "tuned threshold (w = 1, threshold tuned by cross-validation)",
+    "bayes_threshold": "Bayes threshold (unweighted model, threshold from the costs)",
+    "searched": "searched weight (threshold 0.5)",
+    "searched_tuned_threshold": "searched weight with a tuned threshold",
     "all_negative": "flag nobody (all negative)",
     "all_positive": "flag everybody (all positive)",
 }
@@ -80,25 +83,39 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 
 def headline(result: TuneResult) -> str:
-    """One sentence: chosen weight and threshold, test cost with interval, savings, comparison."""
+    """One sentence: chosen policy, weight and threshold, test cost with interval, savings, and the
+    paired comparison with the strongest baseline."""
     best, test = result.best, result.test
     if best is None or test is None:
         return (
             "No trial completed, so no weight was chosen. "
             f"{result.trials['failed']} trial(s) failed; their reasons are listed below."
         )
-    unweighted = result.baselines["unweighted"]["cost_per_example"]
-    tuned = result.baselines["tuned_threshold"]["cost_per_example"]
-    theory = result.baselines["theory_weight"]["cost_per_example"]
     lo, hi = test["ci95"]
-    return (
-        f"Chosen pos_weight <b>{best['pos_weight']:.4g}</b> at threshold {best['threshold']:.3g} "
-        f"(policy: {escape(best['policy'])}). On the held-out test rows it costs "
+    threshold = "" if best["threshold"] == 0.5 else f" and threshold {best['threshold']:.3g}"
+    others = {k: v for k, v in result.baselines.items() if "chosen_minus_this" in v}
+    text = (
+        f"Chosen: {escape(POLICY_NAMES[best['policy']])}, pos_weight "
+        f"<b>{best['pos_weight']:.4g}</b>{threshold}. On the held-out test rows it costs "
         f"<b>{test['cost_per_example']:.4f}</b> per example (95% interval {lo:.4f} to {hi:.4f}), "
-        f"savings {test['savings']:.1%} over the cheaper trivial policy; unweighted training costs "
-        f"{unweighted:.4f}, the theory weight w* = {result.cost['theory_weight']:.3g} costs "
-        f"{theory:.4f}, and tuning the threshold of the unweighted model costs {tuned:.4f}."
+        f"savings {test['savings']:.1%} over the cheaper trivial policy."
     )
+    if others:
+        name, base = min(others.items(), key=lambda kv: kv[1]["cost_per_example"])
+        d = base["chosen_minus_this"]
+        text += (
+            f" The strongest baseline, {escape(_POLICY_NAMES[name])}, costs "
+            f"{base['cost_per_example']:.4f}: chosen minus baseline {d['mean']:+.4f} per example "
+            f"(paired 95% interval {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f})."
+        )
+    return text
+
+
+def _diff_cell(s: dict[str, Any]) -> str:
+    d = s.get("chosen_minus_this")
+    if d is None:
+        return "<td>-</td>"
+    return f"<td>{d['mean']:+.4f} ({d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f})</td>"
 
 
 def _baselines_table(result: TuneResult) -> str:
@@ -110,14 +127,40 @@ def _baselines_table(result: TuneResult) -> str:
         rows.append(
             f"<tr{cls}><td>{escape(_POLICY_NAMES.get(name, name))}</td>"
             f"<td>{s['cost_per_example']:.4f}</td><td>{lo:.4f} to {hi:.4f}</td>"
+            f"{_diff_cell(s) if name != 'chosen' else '<td>-</td>'}"
             f"<td>{s['savings']:.1%}</td><td>{s['tp']}</td><td>{s['fp']}</td><td>{s['tn']}</td>"
             f"<td>{s['fn']}</td></tr>"
         )
     return (
         "<table><tr><th>policy (test rows)</th><th>cost per example</th><th>95% interval</th>"
+        "<th>chosen minus this (paired 95%)</th>"
         "<th>savings</th><th>TP</th><th>FP</th><th>TN</th><th>FN</th></tr>"
         + "".join(rows)
         + "</table>"
+    )
+
+
+def _candidates_table(result: TuneResult) -> str:
+    """The policies the choice weighed: validation (CV) cost decides, test shows what it cost."""
+    best = result.best
+    if best is None:
+        return ""
+    rows = []
+    for c in best["candidates"]:
+        t = c["test"]
+        cls = ' class="chosen"' if c["policy"] == best["policy"] else ""
+        rows.append(
+            f"<tr{cls}><td>{escape(_POLICY_NAMES[c['policy']])}</td>"
+            f"<td>{c['pos_weight']:.4g}</td><td>{c['threshold']:.3g}</td>"
+            f"<td>{c['val_cost_per_example']:.4f} &plusmn; {c['val_cost_se']:.4f}</td>"
+            f"<td>{t['cost_per_example']:.4f} ({t['ci95'][0]:.4f} to {t['ci95'][1]:.4f})</td>"
+            f"{_diff_cell(t)}</tr>"
+        )
+    return (
+        f"<p>{escape(best['rule'][0].upper() + best['rule'][1:])}.</p>"
+        "<table><tr><th>policy</th><th>pos_weight</th><th>threshold</th>"
+        "<th>validation cost &plusmn; se (decides)</th><th>test cost (95%)</th>"
+        "<th>chosen minus this (paired 95%)</th></tr>" + "".join(rows) + "</table>"
     )
 
 
@@ -155,10 +198,12 @@ def _facts(result: TuneResult) -> str:
                 f"{k.upper()} = {_cost_text(result.cost[k])}" for k in ("fn", "fp", "tp", "tn")
             ),
         ),
+        ("theory weight", _theory_text(result)),
         ("weight range", f"{s['low']:.3g} to {s['high']:.3g} (log scale), sampler {s['sampler']}"),
         (
             "trial score",
             f"{s['folds']}-fold cross-validation of train+val"
+            + (f", {s['repeats']} repeats" if s.get("repeats", 1) > 1 else "")
             if s["folds"] > 1
             else "cost on the validation split",
         ),
@@ -174,6 +219,15 @@ def _facts(result: TuneResult) -> str:
         )
     body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
+
+
+def _theory_text(result: TuneResult) -> str:
+    if any(isinstance(result.cost[k], str) for k in ("fn", "fp", "tp", "tn")):
+        return (
+            "1: per-example costs train as per-sample weights (positives by C_FN - C_TP, "
+            "negatives by C_FP - C_TN), so the weighted loss already carries them"
+        )
+    return f"w* = (C_FN - C_TP) / (C_FP - C_TN) = {result.cost['theory_weight']:.4g}"
 
 
 def _cost_text(v: Any) -> str:
@@ -214,8 +268,11 @@ def render_report(result: TuneResult) -> str:
 {warn}
 <p class="lead" id="headline">{headline(result)}</p>
 <p class="muted">Per-trial figures show validation (or cross-validation) values only; test values
-appear only for the chosen policy and the baselines below, all fitted on the same training rows.
+appear only for the candidate policies and the baselines below, all refitted on the same
+train + validation rows for their cross-validated epochs.
 Scores are sigmoid outputs of a model trained with pos_weight, not calibrated probabilities.</p>
+<h2>How the policy was chosen</h2>
+{_candidates_table(result)}
 <h2>Baselines on the test rows</h2>
 {_baselines_table(result)}
 <h2>Figures</h2>
