@@ -8,7 +8,15 @@ from scipy.stats import multivariate_normal
 
 from fnsearch import tune
 from fnsearch.predict import Predictor
-from fnsearch.synthetic import FEATURES, MEAN_POS, PREVALENCE, VAR_POS, bayes_cost, posterior, sample
+from fnsearch.synthetic import (
+    FEATURES,
+    MEAN_POS,
+    PREVALENCE,
+    VAR_POS,
+    bayes_cost,
+    posterior,
+    sample,
+)
 
 
 @pytest.mark.parametrize("equal", [False, True])
