@@ -55,7 +55,7 @@ _LAYOUT = {
     "title": {"font": {"size": 15}, "x": 0.02},
     "hoverlabel": {"align": "left"},
 }
-_LOG_X = {"type": "log", "title": {"text": "pos_weight (log scale)"}}
+_LOG_X = {"type": "log", "title": {"text": "pos_weight (log scale)"}, "hoverformat": ".4g"}
 
 
 def _layout(title: str, **more: Any) -> dict[str, Any]:
@@ -484,7 +484,7 @@ def plot_baselines(info: BaselinesInfo) -> go.Figure:
                 "thickness": 1.2,
             },
             text=[f"{c:.3f}" for c in info.cost],
-            textposition="inside",
+            textposition="auto",  # inside a bar when it fits, beside a short one
             insidetextanchor="start",
             customdata=data,
             hovertemplate=(
