@@ -194,7 +194,7 @@ def _cards(result: TuneResult) -> str:
     lo, hi = test["ci95"]
     others = {k: v for k, v in result.baselines.items() if k in _COMPARED}
     best_base = min(others, key=lambda k: others[k]["cost_per_example"]) if others else None
-    threshold = best.get("threshold") or 0.5
+    threshold = 0.5 if best.get("threshold") is None else best["threshold"]
     cards = [
         (
             "chosen pos_weight",
