@@ -49,7 +49,7 @@ details summary{cursor:pointer;font-weight:600;margin:24px 0 8px}
 # One line under each figure: how to read it.
 _CAPTIONS = {
     "baselines": "Test rows, scored once. Bars are cost per example (lower is better), whiskers the "
-    "95% bootstrap interval; red is the chosen policy.",
+    "95% bootstrap interval; the chosen policy, when there is one, is red.",
     "cost": "Each dot is a trial, scored on validation (or out-of-fold) rows; the blue band is "
     "±1.96 standard errors. Weights in the green plateau are within one standard error of the best.",
     "errors": "Raising pos_weight trades missed positives (FN) for false alarms (FP); the cost "
