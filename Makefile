@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # multi-GB CUDA build. The pyproject's torch range admits it, so nothing more is downloaded.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint format bench clean gpu-wheels
+.PHONY: install chromium demo test lint format bench clean gpu-wheels
 
 install: $(STAMP)
 
@@ -17,11 +17,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# System packages come from apt (Debian/Ubuntu), installed when CI is set or the program is missing;
+# `apt-get update` runs once per checkout, behind a stamp any such package can depend on.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_UPDATED := $(VENV)/.apt-updated
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
+
+$(APT_UPDATED):
+	mkdir -p $(VENV)
+	$(SUDO) apt-get update -q
+	touch $@
+
+# Chromium for the browser tests (tests/test_browser.py drives /usr/bin/chromium with Playwright; it
+# never downloads a browser). Under CI a failed install fails the build; elsewhere the tests skip.
+chromium:
+	@if [ -n "$$CI" ] || [ ! -x /usr/bin/chromium ]; then \
+	  { $(MAKE) --no-print-directory $(APT_UPDATED) && $(APT_INSTALL) chromium; } || \
+	  { [ -z "$$CI" ] && echo "note: chromium could not be installed; the browser tests will skip"; }; \
+	fi
+
 demo: install
 	$(VENV)/bin/fnsearch search studies/german_credit.toml --out runs/german_credit
 	@echo "open runs/german_credit/report.html in a browser"
 
-test: install
+test: install chromium
 	$(PY) -m pytest -q
 
 lint: install

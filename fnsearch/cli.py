@@ -12,22 +12,34 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import FnsearchError, SpecError
+
+if TYPE_CHECKING:
+    from .progress import Display
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_NO_TRIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-_EPILOG = """examples:
+_EXIT_CODES = (
+    "exit codes: 0 ok; 2 a user mistake (one line on stderr, nothing written); 3 the search ran but\n"
+    "no trial completed (the report says why); 130 interrupted (rerun the same command to resume);\n"
+    "1 a bug"
+)
+_EPILOG = f"""examples:
   fnsearch search studies/german_credit.toml
   fnsearch search studies/german_credit.toml --trials 128 --set 'model.hidden=[64]' --out runs/gc64
   fnsearch predict runs/german_credit new_applicants.csv --out scores.csv
   fnsearch report runs/german_credit
   fnsearch datasets
 
-exit codes: 0 ok, 2 user mistake, 3 no trial completed, 130 interrupted (rerun to resume), 1 bug"""
+Run `fnsearch VERB --help` for each verb's options. While a search runs, a progress bar shows on a
+terminal (plain lines every 10 s in a log or CI); --quiet silences it. Settings come from the spec,
+then FNSEARCH_STORAGE, then the command line.
+
+{_EXIT_CODES}"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,14 +74,31 @@ def _parser() -> argparse.ArgumentParser:
             help="override one spec value, parsed as TOML (repeatable), "
             "e.g. --set 'model.hidden=[64]' --set data.label=risk",
         )
-        sp.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+        sp.add_argument(
+            "--quiet",
+            "-q",
+            action="store_true",
+            help="no progress bar or lines on stderr (the run folder's run.log still has them)",
+        )
 
     s = sub.add_parser(
         "search",
         help="run or resume a study and write the run folder",
         description="Run or resume a study and write its run folder (summary.json, "
         "report.html, trials.csv, model.pt, ...).",
-        epilog="example:\n  fnsearch search studies/german_credit.toml --trials 64 --out runs/gc",
+        epilog="""examples:
+  fnsearch search studies/german_credit.toml
+      runs 64 trials, writes runs/german_credit/ and prints the chosen weight and baselines
+  fnsearch search studies/german_credit.toml --trials 128 --out runs/gc
+      resumes runs/gc (or starts it) until the study holds 128 finished trials
+  fnsearch search my.toml --set model.epochs=50 --set 'model.hidden=[64, 32]' --quiet
+  fnsearch search my.toml --storage sqlite:///study.db
+
+output: a progress bar on stderr (plain lines when it is not a terminal), then a table of the
+chosen policy and the baselines on the test rows, and the run folder.
+
+"""
+        + _EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     spec_args(s)
@@ -87,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Join (or create) the spec's study in shared storage and run "
         "trials until it holds N finished trials. Writes no run folder.",
         epilog="example:\n  fnsearch worker studies/german_credit.toml --storage "
-        "postgresql://user:pw@db/fnsearch --trials 256",
+        "postgresql://user:pw@db/fnsearch --trials 256\n"
+        "then, from any machine:\n  fnsearch report --storage postgresql://user:pw@db/fnsearch "
+        "--study german_credit --out runs/gc\n\n" + _EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     spec_args(w)
@@ -98,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild summary.json and report.html from storage",
         description="Rebuild summary.json and report.html from whatever the storage holds.",
         epilog="examples:\n  fnsearch report runs/german_credit\n  fnsearch "
-        "report --storage postgresql://u:pw@db/fn --study german_credit --out runs/gc",
+        "report --storage postgresql://u:pw@db/fn --study german_credit --out runs/gc\n\n"
+        + _EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("run_dir", nargs="?", help="a run folder")
@@ -114,7 +146,9 @@ def _parser() -> argparse.ArgumentParser:
         "is CSV with columns score,decision in input order: score = sigmoid of the "
         "model's logit (not a calibrated probability when pos_weight != 1), "
         "decision = 1 when score >= the chosen threshold.",
-        epilog="example:\n  fnsearch predict runs/german_credit applicants.csv --out scores.csv",
+        epilog="examples:\n  fnsearch predict runs/german_credit applicants.csv --out scores.csv\n"
+        "  fnsearch predict runs/german_credit applicants.parquet | head\n\n"
+        "exit codes: 0 ok; 2 a user mistake (a missing feature column, no run folder, ...); 1 a bug",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pr.add_argument("run_dir", help="a run folder written by `fnsearch search`")
@@ -151,50 +185,77 @@ def _overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+# The per-round log line (api's progress log, kept in run.log); on stderr the display shows it.
+_ROUND_LOG = "trials %d/%d"
+
+
 class _StderrHandler(logging.Handler):
-    """Progress lines to whatever ``sys.stderr`` is at the time (tests swap it)."""
+    """Log lines to whatever ``sys.stderr`` is at the time (tests swap it), or through the
+    progress display while one is active, so they print above its bar."""
+
+    def __init__(self, display: Display | None = None) -> None:
+        super().__init__()
+        self.display = display
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(f"fnsearch: {record.getMessage()}", file=sys.stderr, flush=True)
+            if self.display is None:
+                print(f"fnsearch: {record.getMessage()}", file=sys.stderr, flush=True)
+            elif not str(record.msg).startswith(_ROUND_LOG):
+                self.display.message(record.getMessage())
         except Exception:  # a closed or broken stream must never break the search
             self.handleError(record)
 
 
-def _setup_logging(quiet: bool) -> None:
+def _setup_logging(quiet: bool, display: Display | None = None) -> None:
     log = logging.getLogger("fnsearch")
     log.setLevel(logging.INFO)
     for h in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
         log.removeHandler(h)
     if not quiet:
-        log.addHandler(_StderrHandler())
+        log.addHandler(_StderrHandler(display))
     log.propagate = False
 
 
 def _print_result(result, run_dir: Path | None) -> None:
+    """The short table at the end: the chosen policy, its test cost, the baselines, the folder."""
+    from .words import baseline_words, policy_words
+
     out = sys.stdout
-    if result.best is None:
-        print("no trial completed; see the report for the reasons", file=out)
+    b, t = result.best, result.test
+    if b is None or t is None:
+        print(
+            f"no trial completed ({result.trials['failed']} failed); no weight was chosen - the "
+            "report lists the reasons",
+            file=out,
+        )
     else:
-        b, t = result.best, result.test
+        threshold = b.get("threshold", 0.5)
+        at = (
+            ""
+            if threshold is None or abs(threshold - 0.5) < 1e-12
+            else f" at threshold {threshold:.3g}"
+        )
+        trial = "" if b.get("trial") is None else f", trial {b['trial']}"
         print(
-            f"chosen pos_weight {b['pos_weight']:.4g} at threshold {b['threshold']:.3g} "
-            f"({b['policy']}, trial {b['trial']})",
+            f"chosen: pos_weight {b['pos_weight']:.4g}{at} ({policy_words(b['policy'])}{trial})",
             file=out,
         )
+    rows = ([("chosen", t)] if t is not None else []) + list(result.baselines.items())
+    n_test = result.data["rows"]["test"]
+    print(
+        f"{f'policy ({n_test} test rows)':<36}{'cost/example':>13}{'95% interval':>22}{'savings':>9}",
+        file=out,
+    )
+    for name, s in rows:
+        lo, hi = s["ci95"]
         print(
-            f"{'policy (test)':<22}{'cost/example':>14}{'95% interval':>22}{'savings':>10}",
+            f"{baseline_words(name):<36}{s['cost_per_example']:>13.4f}"
+            f"{f'{lo:.4f} to {hi:.4f}':>22}{s['savings']:>9.1%}",
             file=out,
         )
-        rows = [("chosen", t), *result.baselines.items()]
-        for name, s in rows:
-            lo, hi = s["ci95"]
-            print(
-                f"{name:<22}{s['cost_per_example']:>14.4f}{f'{lo:.4f} to {hi:.4f}':>22}"
-                f"{s['savings']:>10.1%}",
-                file=out,
-            )
     if run_dir is not None:
+        print(f"run folder: {run_dir}", file=out)
         print(f"report: {run_dir / 'report.html'}", file=out)
 
 
@@ -209,8 +270,14 @@ def _search(args: argparse.Namespace) -> int:
         # A study name may hold anything; the default folder name keeps only safe characters.
         out = Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study")
     result = tune(
-        args.spec, overrides=overrides, out=out, storage=args.storage, n_trials=args.trials
+        args.spec,
+        overrides=overrides,
+        out=out,
+        storage=args.storage,
+        n_trials=args.trials,
+        progress=args.progress,
     )
+    args.end_progress()  # the bar's last line, then the table below it
     _print_result(result, Path(out))
     return EXIT_OK if result.best is not None else EXIT_NO_TRIAL
 
@@ -219,8 +286,13 @@ def _worker(args: argparse.Namespace) -> int:
     from .api import work
 
     done = work(
-        args.spec, overrides=_overrides(args.set), storage=args.storage, n_trials=args.trials
+        args.spec,
+        overrides=_overrides(args.set),
+        storage=args.storage,
+        n_trials=args.trials,
+        progress=args.progress,
     )
+    args.end_progress()
     print(
         f"study holds {done.finished} finished trial(s); {done.complete} complete", file=sys.stdout
     )
@@ -275,9 +347,22 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script passes it to ``sys.exit``)."""
     args = _parser().parse_args(argv)
-    _setup_logging(getattr(args, "quiet", False) or args.command in ("predict", "datasets"))
+    quiet = getattr(args, "quiet", False) or args.command in ("predict", "datasets")
+    display = None
+    if not quiet and args.command in ("search", "worker"):
+        from .progress import make_display
+
+        display = make_display(sys.stderr)
+    args.progress = display.update if display is not None else None
+    args.end_progress = display.close if display is not None else lambda: None
+    _setup_logging(quiet, display)
     try:
-        return _COMMANDS[args.command](args)
+        try:
+            return _COMMANDS[args.command](args)
+        finally:
+            if display is not None:
+                display.close()  # the bar's last state stays on screen, above what follows
+            _setup_logging(quiet)
     except FnsearchError as e:
         print(f"fnsearch: error: {e}", file=sys.stderr)
         return EXIT_USER

@@ -34,6 +34,7 @@ from .search import ATTR, PARAM, SearchStats
 from .spec import Spec
 from .tensors import make_split
 from .train import TrainConfig, train_population
+from .words import policy_words
 
 __all__ = ["SCHEMA_VERSION", "TRIAL_COLUMNS", "TuneResult", "build_result", "trials_frame"]
 
@@ -185,12 +186,6 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 # cost is within one standard error of the lowest, so the search moves away from theory only when
 # the data clearly says so.
 POLICIES = ("theory_weight", "tuned_threshold", "searched", "searched_tuned_threshold")
-POLICY_NAMES = {
-    "theory_weight": "the theory weight w* at threshold 0.5",
-    "tuned_threshold": "w = 1 with a tuned threshold",
-    "searched": "the searched weight at threshold 0.5",
-    "searched_tuned_threshold": "the searched weight with a tuned threshold",
-}
 
 
 @dataclass(frozen=True)
@@ -299,19 +294,19 @@ def choose(found: list[Candidate], rule: str = "one_se") -> tuple[Candidate, str
         return None
     lowest = min(found, key=lambda c: c.val_cost)
     if rule == "lowest":
-        return lowest, f"{POLICY_NAMES[lowest.policy]} has the lowest validation cost"
+        return lowest, f"{policy_words(lowest.policy)} has the lowest validation cost"
     limit = lowest.val_cost + lowest.val_se
     chosen = next(
         c for c in sorted(found, key=lambda c: POLICIES.index(c.policy)) if c.val_cost <= limit
     )
     if chosen is lowest:
         return chosen, (
-            f"{POLICY_NAMES[chosen.policy]} has the lowest validation cost, and no simpler policy "
+            f"{policy_words(chosen.policy)} has the lowest validation cost, and no simpler policy "
             f"is within one standard error ({lowest.val_se:.4f}) of it"
         )
     return chosen, (
-        f"{POLICY_NAMES[chosen.policy]} is within one standard error ({lowest.val_se:.4f}) of the "
-        f"lowest validation cost ({POLICY_NAMES[lowest.policy]}, {lowest.val_cost:.4f}) and "
+        f"{policy_words(chosen.policy)} is within one standard error ({lowest.val_se:.4f}) of the "
+        f"lowest validation cost ({policy_words(lowest.policy)}, {lowest.val_cost:.4f}) and "
         "simpler, so the one-standard-error rule prefers it"
     )
 
