@@ -66,6 +66,7 @@ _FINGERPRINT_KEYS = {
         "test",
         "sep",
         "decimal",
+        "thousands",
         "na_values",
         "encoding",
     ),
@@ -87,6 +88,8 @@ _FINGERPRINT_KEYS = {
 def _fingerprint(spec: Spec) -> str:
     d = spec.to_dict()
     picked = {s: {k: d[s][k] for k in keys} for s, keys in _FINGERPRINT_KEYS.items()}
+    if picked["data"]["thousands"] is None:  # added later: unset, it keeps older studies' prints
+        del picked["data"]["thousands"]
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -6,6 +6,8 @@ with a message naming the problem and the fix. The output, :class:`Dataset`, is 
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import logging
 import math
 import re
@@ -20,13 +22,40 @@ import pandas as pd
 from .costs import CostMatrix
 from .datasets import load_builtin
 from .errors import CostError, DataError
+from .spec import MAX_COST
 
 __all__ = ["MIN_PER_CLASS", "Dataset", "Preprocessor", "prepare_dataset", "read_table"]
 
 log = logging.getLogger("fnsearch")
 
 MIN_PER_CLASS = 5  # fewest positives (and negatives) any split or fold may get
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+MAX_CATEGORIES = 1000  # one-hot columns one text feature may add
+MAX_RATIO = 1e12  # the largest (C_FN - C_TP) / (C_FP - C_TN) over all rows, and 1/it the smallest
+try:  # pandas' own list of default missing-value markers ("NA", "None", "null", ...)
+    from pandas._libs.parsers import STR_NA_VALUES as _PANDAS_NA
+except ImportError:  # pragma: no cover - the list as documented for read_csv
+    _PANDAS_NA = {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+_DEFAULT_NA = sorted(_PANDAS_NA)
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+$")
 COST_KEYS = ("fn", "fp", "tp", "tn")
 
@@ -58,10 +87,13 @@ def read_table(data: dict[str, Any], *, label: str | None = None) -> pd.DataFram
 
 
 def _read_csv(p: Path, data: dict[str, Any], label: str | None) -> pd.DataFrame:
+    _check_not_binary(p, data)
     options = csv_options(data)
     try:
         with warnings.catch_warnings():  # a multi-character sep falls back to the python engine
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            if label is not None:
+                options = _label_as_raw_text(p, options, label)
             frame = pd.read_csv(p, dtype={label: str} if label else None, **options)
     except pd.errors.EmptyDataError:
         raise DataError(
@@ -92,9 +124,52 @@ def csv_options(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "sep": data["sep"],
         "decimal": data["decimal"],
+        "thousands": data.get("thousands"),  # absent from summaries written before it existed
         "na_values": list(data["na_values"]) or None,
         "encoding": data["encoding"],
     }
+
+
+def _label_as_raw_text(p: Path, options: dict[str, Any], label: str) -> dict[str, Any]:
+    """Options under which only an empty label cell (or one in ``na_values``) is missing.
+
+    pandas reads "NA", "None", "null", ... as missing by default. For features that is what a user
+    means; for the label it would turn a real class called "None" into a missing label.
+    """
+    header = pd.read_csv(p, nrows=0, **options).columns
+    if label not in header:
+        return options  # the caller names the missing label column
+    user = list(options["na_values"] or [])
+    na = {c: [*_DEFAULT_NA, *user] for c in header if c != label}
+    na[label] = ["", *user]
+    return {**options, "na_values": na, "keep_default_na": False}
+
+
+# File signatures a CSV reader would misread as text, with what the file is and what to do.
+_SIGNATURES = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)", "save it as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook", "save it as CSV"),
+    (b"PAR1", "a Parquet file", "give it a .parquet name"),
+    (b"\x1f\x8b", "gzip-compressed", "give it a .gz name (e.g. data.csv.gz)"),
+)
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+
+
+def _check_not_binary(p: Path, data: dict[str, Any]) -> None:
+    """Name a spreadsheet, Parquet or UTF-16 file before pandas misreads it as garbled text."""
+    if p.suffix.lower() in _COMPRESSED:  # pandas decompresses these by their name
+        return
+    with p.open("rb") as f:
+        head = f.read(4)
+    for magic, what, fix in _SIGNATURES:
+        if head.startswith(magic):
+            raise DataError(f"data file {str(p)!r} is {what}, not CSV text; {fix}")
+    utf16 = codecs.lookup(data["encoding"]).name.startswith("utf-16")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") and not utf16:
+        raise DataError(
+            f"data file {str(p)!r} is UTF-16 text (Excel's 'Unicode text'); set [data] "
+            "encoding = 'utf-16' (such files are usually tab-separated: sep = '\\t')"
+        )
 
 
 def _as_text(column: pd.Series) -> pd.Series:
@@ -116,18 +191,21 @@ def _missing(v: Any) -> bool:
 def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
     """Map raw labels to {0, 1} through the declared positive value (rule in DESIGN.md).
 
-    Returns the 0/1 array, the raw label text that matched ``positive`` and the other label.
+    Returns the 0/1 array, the raw label text that matched ``positive`` and the other label. A
+    missing label (an empty or blank cell) is refused, never dropped: unlabelled rows are rarely
+    missing at random, and a run on fewer rows than the file holds should not happen unasked.
     """
-    text = _as_text(column)
     text = pd.Series(
-        [None if v is None else v.strip() for v in text], name=column.name, dtype=object
+        [None if v is None or not v.strip() else v.strip() for v in _as_text(column)],
+        name=column.name,
+        dtype=object,
     )
-    n_missing = int(text.isna().sum())
-    if n_missing:
+    missing = text.isna().to_numpy()
+    if missing.any():
         raise DataError(
-            f"label column {column.name!r} is empty in {n_missing} row(s) (first at row "
-            f"{int(np.flatnonzero(text.isna().to_numpy())[0]) + 2} of the file); remove or fill those "
-            "rows - fnsearch does not guess labels"
+            f"label column {column.name!r} is empty in {int(missing.sum())} of {missing.size} "
+            f"row(s) ({_rows_text(missing)}); fnsearch does not guess labels - fill those cells "
+            "or remove those rows"
         )
     values = sorted(text.unique().tolist())
     if len(values) == 0:
@@ -140,17 +218,18 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
         matched = [v for v in values if v == want]
     shown = ", ".join(repr(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
     if len(values) > 2:
+        counts = text.value_counts(sort=False)
+        rarest = min(values, key=lambda v: (int(counts[v]), v))
+        where = (text == rarest).to_numpy()
         raise DataError(
             f"label column {column.name!r} has {len(values)} values ({shown}); fnsearch needs "
-            "exactly two - filter the rows or choose another label column"
+            f"exactly two - the rarest, {rarest!r}, is in {int(where.sum())} row(s) "
+            f"({_rows_text(where)}): fix or remove those rows, or choose another label column"
         )
     if not matched:
-        hint = ""
-        if isinstance(positive, str) and _parse_all(values, _guess_number(positive)) is not None:
-            hint = f" (to compare by value write positive = {positive} without quotes)"
         raise DataError(
             f"positive label {positive!r} does not occur in column {column.name!r}; its values are "
-            f"{shown}{hint}"
+            f"{shown}{_positive_hint(values, positive)}"
         )
     if len(values) == 1:
         raise DataError(
@@ -164,6 +243,25 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
         )
     y = (text == matched[0]).to_numpy().astype(np.int8)
     return y, matched[0], next(v for v in values if v != matched[0])
+
+
+def _positive_hint(values: list[str], positive: Any) -> str:
+    """How to write ``positive`` so that it matches, when a near miss is plain."""
+    if isinstance(positive, str) and _parse_all(values, _guess_number(positive)) is not None:
+        return f" (to compare by value write positive = {positive} without quotes)"
+    if isinstance(positive, bool) and _parse_all(values, 1) is not None:
+        return f" (for 0/1 labels write positive = {int(positive)})"
+    near = [v for v in values if v.lower() == _toml_text(positive).lower()]
+    if near:
+        return f" (labels are compared exactly: write positive = {near[0]!r})"
+    return ""
+
+
+def _rows_text(mask: np.ndarray) -> str:
+    """The first few flagged rows, numbered as data rows (1 = the first row under the header)."""
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
+    return f"data row{'s' if rows.size > 1 else ''} {shown}"
 
 
 def _toml_text(value: Any) -> str:
@@ -199,7 +297,7 @@ def _parse_all(values: list[str], positive: Any) -> list[Any] | None:
 # --- costs -----------------------------------------------------------------------------------
 
 
-def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
+def read_costs(frame: pd.DataFrame, cost: dict[str, Any], label: str | None = None) -> CostMatrix:
     """Per-example cost arrays from numbers or cost columns, checked row by row."""
     n = len(frame)
     arrays = {}
@@ -208,32 +306,48 @@ def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
         if not isinstance(value, str):
             arrays[key] = np.full(n, float(value))
             continue
+        if value == label:
+            raise CostError(
+                f"[cost] {key} names the label column {value!r}; name a column of costs, or give "
+                "a number"
+            )
         if value not in frame.columns:
             raise CostError(
-                f"[cost] {key} names column {value!r}, which is not in the data; columns are "
-                f"{_column_list(frame)}"
+                f"[cost] {key} names column {value!r}, which is not in the data"
+                f"{_column_hint(value, frame)}"
             )
-        column = pd.to_numeric(frame[value], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(column)
-        if bad.any():
-            kind = (
-                "infinite"
-                if (np.isinf(column) == bad).all()
-                else "missing, infinite or non-numeric"
-            )
-            raise CostError(
-                f"cost column {value!r} has {int(bad.sum())} {kind} value(s) (first at data row "
-                f"{int(np.flatnonzero(bad)[0]) + 1}); give every row a finite number"
-            )
-        if (column < 0).any():
-            raise CostError(
-                f"cost column {value!r} has {int((column < 0).sum())} negative value(s); costs must "
-                "be >= 0 (write a gain as a smaller cost)"
-            )
-        arrays[key] = column
+        arrays[key] = _cost_column(frame[value])
     costs = CostMatrix(**arrays)
     _check_cost_rows(costs)
     return costs
+
+
+def _cost_column(col: pd.Series) -> np.ndarray:
+    """One cost column as finite numbers >= 0, or a CostError saying which cells are not."""
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+    text = np.isnan(values) & ~empty
+    where = f"cost column {col.name!r}"
+    if text.any():
+        sample = str(col[text].iloc[0])
+        hint = (
+            "; set [data] decimal = ','"
+            if _COMMA_DECIMAL.fullmatch(sample.strip())
+            else "; give every row a number"
+        )
+        raise CostError(
+            f"{where} holds text such as {sample!r} in {int(text.sum())} row(s) "
+            f"({_rows_text(text)}){hint}"
+        )
+    for bad, what, fix in (
+        (empty, "is empty", "give every row a cost (0 if it costs nothing)"),
+        (np.isinf(values), "is infinite", "give every row a finite cost"),
+        (values < 0, "is negative", "costs must be >= 0 (write a gain as a smaller cost)"),
+        (values > MAX_COST, f"exceeds {MAX_COST:g}", "express the costs in larger units"),
+    ):
+        if bad.any():
+            raise CostError(f"{where} {what} in {int(bad.sum())} row(s) ({_rows_text(bad)}); {fix}")
+    return values
 
 
 def _check_cost_rows(c: CostMatrix) -> None:
@@ -241,17 +355,25 @@ def _check_cost_rows(c: CostMatrix) -> None:
         ("tp", "fn", "a positive is cheaper missed than caught"),
         ("tn", "fp", "a negative is cheaper flagged than passed"),
     ):
-        rows = np.flatnonzero(getattr(c, worse) > getattr(c, better))
-        if rows.size:
-            shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
+        bad = getattr(c, worse) > getattr(c, better)
+        if bad.any():
             raise CostError(
-                f"C_{worse.upper()} > C_{better.upper()} in {rows.size} row(s) (data rows {shown}): "
-                f"{what}; check the cost columns"
+                f"C_{worse.upper()} > C_{better.upper()} in {int(bad.sum())} row(s) "
+                f"({_rows_text(bad)}): {what}; check the cost columns"
             )
     if not (c.fn - c.tp).any():
         raise CostError("C_FN - C_TP is zero in every row: missing a positive costs nothing")
     if not (c.fp - c.tn).any():
         raise CostError("C_FP - C_TN is zero in every row: a false alarm costs nothing")
+    # The auto weight range reaches 10 w*; far beyond 1e12 Adam's squared gradients overflow
+    # float32, so every trial would diverge. A ratio that extreme is a unit mistake, not a study.
+    ratio = float((c.fn - c.tp).sum() / (c.fp - c.tn).sum())
+    if not MAX_RATIO**-1 <= ratio <= MAX_RATIO:
+        raise CostError(
+            f"the costs make a missed positive {ratio:.3g} times as costly as a false alarm "
+            f"(w*); fnsearch needs a ratio between {MAX_RATIO**-1:g} and {MAX_RATIO:g} - check "
+            "the units of [cost]"
+        )
 
 
 # --- features --------------------------------------------------------------------------------
@@ -262,11 +384,19 @@ def feature_columns(frame: pd.DataFrame, data: dict[str, Any], cost: dict[str, A
     missing = [c for c in data["drop"] if c not in frame.columns]
     if missing:
         raise DataError(
-            f"[data] drop names column(s) {', '.join(map(repr, missing))} not in the data; columns "
-            f"are {_column_list(frame)}"
+            f"[data] drop names column(s) {', '.join(map(repr, missing))} not in the data"
+            f"{_column_hint(missing[0], frame)}"
         )
     excluded = {data["label"], *data["drop"], *(v for v in cost.values() if isinstance(v, str))}
     features = [c for c in frame.columns if c not in excluded]
+    for i, c in enumerate(frame.columns):
+        # pandas names an empty header cell "Unnamed: N"; most often it is a saved row index,
+        # which as a feature learns the file's row order.
+        if c in features and re.fullmatch(r"Unnamed: \d+", str(c)):
+            raise DataError(
+                f"column {i + 1} of the data has no name in the header (read as {c!r}; often a "
+                f"saved row index); name it, or add {c!r} to [data] drop"
+            )
     if not features:
         raise DataError(
             "no feature columns are left after removing the label, drop and cost "
@@ -280,34 +410,118 @@ def _column_list(frame: pd.DataFrame) -> str:
     return ", ".join(repr(c) for c in cols[:12]) + (" ..." if len(cols) > 12 else "")
 
 
-def _check_features(frame: pd.DataFrame, columns: list[str]) -> None:
+def _column_hint(name: str, frame: pd.DataFrame) -> str:
+    """'; did you mean X?' for a near miss (case, spaces, a typo), else the list of columns."""
+    cols = [str(c) for c in frame.columns]
+    near = [c for c in cols if c.strip().lower() == name.strip().lower()]
+    near = near or difflib.get_close_matches(name, cols, n=1, cutoff=0.6)
+    if near:
+        return f"; did you mean {near[0]!r}? (columns are {_column_list(frame)})"
+    return f"; columns are {_column_list(frame)}"
+
+
+def _check_features(frame: pd.DataFrame, columns: list[str], decimal: str = ".") -> None:
     for name in columns:
         col = frame[name]
         if _is_numeric(col):
             values = col.to_numpy(dtype=float, na_value=np.nan)
-            if np.isinf(values).any():
+            inf = np.isinf(values)
+            if inf.any():
                 raise DataError(
-                    f"feature column {name!r} holds infinite values ({int(np.isinf(values).sum())} "
-                    "rows); replace them or list the column in [data] drop"
+                    f"feature column {name!r} holds infinite values in {int(inf.sum())} row(s) "
+                    f"({_rows_text(inf)}); replace them or list the column in [data] drop"
                 )
             continue
         text = col.dropna().astype(str).str.strip()
         text = text[text != ""]
         if text.empty:
             continue
-        numeric = text.str.fullmatch(_NUMBER.pattern)
-        share = float(numeric.mean())
-        if share >= 0.9:
-            if share == 1.0 and text.str.fullmatch(_COMMA_DECIMAL.pattern).mean() >= 0.5:
-                raise DataError(
-                    f"feature column {name!r} holds numbers with decimal commas (e.g. "
-                    f"{text.iloc[0]!r}); set [data] decimal = ','"
-                )
-            sample = text[~numeric].iloc[0] if share < 1.0 else text.iloc[0]
-            raise DataError(
-                f"feature column {name!r} looks numeric but is read as text (e.g. {sample!r}); "
-                f"add {sample!r} to [data] na_values if it means missing, or fix the column"
-            )
+        problem = _numeric_text_problem(str(name), text, decimal) or _one_hot_problem(
+            str(name), text
+        )
+        if problem:
+            raise DataError(problem)
+
+
+# A number as text: digits with at most one decimal mark, or grouped in thousands ('1,234,567',
+# '1.234,5'); optionally with a currency sign before and a percent sign or a short unit after
+# (a spaced unit, or two or more lower-case letters: '57 kg', '57kg', not a code such as '12B').
+_CORE = r"(?:\d+(?:[.,]\d*)?|[.,]\d+|\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d+)?)(?:[eE][+-]?\d+)?"
+_NUMBERISH = re.compile(
+    rf"^(?P<pre>[$€£¥₹]?)\s*[+-]?\s*(?P<pre2>[$€£¥₹]?)\s*(?P<core>{_CORE})\s*"
+    r"(?P<unit>%|\s[^\W\d_]{1,6}\.?|[^\W\d_A-Z]{2,6}\.?)?$"
+)
+_THOUSANDS = re.compile(r"^[1-9]\d{0,2}([,.])\d{3}$")  # '57,000': thousands, or 57 with 3 decimals
+
+
+def _numeric_text_problem(name: str, text: pd.Series, decimal: str) -> str | None:
+    """Why a text column that is (almost) all numbers was not read as numbers, and the fix."""
+    counts = text.value_counts()
+    parts = {v: _NUMBERISH.match(v) for v in text.drop_duplicates()}  # in file order
+    if sum(int(counts[v]) for v, m in parts.items() if m) < 0.9 * len(text):
+        return None  # text, with some numbers among it
+    where = f"feature column {name!r}"
+    decorated = [v for v, m in parts.items() if m and (m["pre"] or m["pre2"] or m["unit"])]
+    if decorated:
+        if len(parts) <= 10:
+            return None  # a handful of levels ('36 months', '60 months') is a fair category
+        return (
+            f"{where} holds numbers written with a unit or symbol (e.g. {decorated[0]!r}), read "
+            "as text; remove the unit or symbol from the cells, or list the column in [data] drop"
+        )
+    sample = next((v for v, m in parts.items() if m is None), None)
+    if sample is not None:
+        return (
+            f"{where} looks numeric but is read as text (e.g. {sample!r}); add {sample!r} to "
+            "[data] na_values if it means missing, or fix the column"
+        )
+    return _separator_problem(where, [m["core"] for m in parts.values()], decimal)
+
+
+def _separator_problem(where: str, cores: list[str], decimal: str) -> str:
+    """The fix for numbers that did not parse because of their decimal or thousands marks."""
+    marked = [c for c in cores if re.search(r"[,.' ]", c)]
+    if not marked:
+        return f"{where} looks numeric but is read as text (e.g. {cores[0]!r}); fix the column"
+    mixed = next((c for c in marked if len(set(re.sub(r"[^,.' ]", "", c))) > 1), None)
+    repeated = next((c for c in marked if max(c.count(s) for s in ",.' ") > 1), None)
+    if mixed is not None:  # '1,234.5': the last mark is the decimal one, the other groups
+        dec = re.sub(r"[^,.' ]", "", mixed)[-1]
+        group = next(s for s in re.sub(r"[^,.' ]", "", mixed) if s != dec)
+        extra = f" and decimal = {dec!r}" if dec != decimal else ""
+        return (
+            f"{where} holds numbers with thousands separators (e.g. {mixed!r}), read as text; "
+            f"set [data] thousands = {group!r}{extra}"
+        )
+    if repeated is not None:  # '1,234,567'
+        group = next(s for s in ",.' " if repeated.count(s) > 1)
+        return (
+            f"{where} holds numbers with thousands separators (e.g. {repeated!r}), read as text; "
+            f"set [data] thousands = {group!r}"
+        )
+    mark = re.sub(r"[^,.' ]", "", marked[0])
+    if all(_THOUSANDS.match(c) for c in marked):  # every one could be either: say both
+        return (
+            f"{where} holds numbers such as {marked[0]!r}, read as text: if {mark!r} separates "
+            f"thousands set [data] thousands = {mark!r}; if it is the decimal mark set [data] "
+            f"decimal = {mark!r}"
+        )
+    return (
+        f"{where} holds numbers with decimal {'commas' if mark == ',' else 'marks'} (e.g. "
+        f"{marked[0]!r}), read as text; set [data] decimal = {mark!r}"
+    )
+
+
+def _one_hot_problem(name: str, text: pd.Series) -> str | None:
+    """A text column with (nearly) a value per row cannot generalise as one-hot features."""
+    distinct = int(text.nunique())
+    if distinct > MAX_CATEGORIES or (distinct > 50 and distinct > 0.5 * len(text)):
+        return (
+            f"feature column {name!r} is text with {distinct} distinct values in {len(text)} rows "
+            f"(e.g. {text.iloc[0]!r}: an id, a date or free text?); one-hot encoding it gives a "
+            "feature per value that cannot generalise - list it in [data] drop"
+        )
+    return None
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -386,7 +600,33 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
-        return cls(tuple(d["numeric"]), tuple(d["categorical"]))
+        """The inverse of :meth:`to_dict`; ``ValueError`` naming the fault for anything else."""
+        if not isinstance(d, dict) or set(d) != {"numeric", "categorical"}:
+            raise ValueError("expected the keys 'numeric' and 'categorical'")
+        numeric, categorical = d["numeric"], d["categorical"]
+        if not (isinstance(numeric, list) and isinstance(categorical, list)):
+            raise ValueError("'numeric' and 'categorical' must be lists")
+        for c in numeric:
+            if not (
+                isinstance(c, dict)
+                and isinstance(c.get("name"), str)
+                and all(_finite_number(c.get(k)) for k in ("median", "mean", "scale"))
+                and c["scale"] != 0
+            ):
+                raise ValueError(f"bad numeric entry {str(c)[:80]}")
+        for c in categorical:
+            if not (
+                isinstance(c, dict)
+                and isinstance(c.get("name"), str)
+                and isinstance(c.get("categories"), list)
+                and all(isinstance(v, str) for v in c["categories"])
+            ):
+                raise ValueError(f"bad categorical entry {str(c)[:80]}")
+        return cls(tuple(numeric), tuple(categorical))
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _numbers(col: pd.Series) -> np.ndarray:
@@ -460,14 +700,14 @@ def prepare_dataset(spec: Any) -> Dataset:
     frame = read_table(data, label=data["label"])
     if data["label"] not in frame.columns:
         raise DataError(
-            f"label column {data['label']!r} is not in the data; columns are {_column_list(frame)}"
+            f"label column {data['label']!r} is not in the data{_column_hint(data['label'], frame)}"
         )
     if len(frame) == 0:
         raise DataError("the data has a header but no rows; give a file with data rows")
     y, positive_label, negative_label = map_labels(frame[data["label"]], data["positive"])
-    costs = read_costs(frame, spec.cost)
+    costs = read_costs(frame, spec.cost, data["label"])
     columns = feature_columns(frame, data, spec.cost)
-    _check_features(frame, columns)
+    _check_features(frame, columns, data["decimal"])
     features = frame[columns].reset_index(drop=True)
 
     _check_class_counts(y)
@@ -476,8 +716,7 @@ def prepare_dataset(spec: Any) -> Dataset:
     train, val = train_test_split(
         rest, test_size=data["val"] / (1 - data["test"]), stratify=y[rest], random_state=seed
     )
-    for name, part in (("train", train), ("val", val), ("test", test)):
-        _check_split(name, y[part], y)
+    _check_splits(y, {"train": train, "val": val, "test": test})
     n_folds = resolve_folds(spec.search["folds"], train.size + val.size)
     pool = np.concatenate([train, val])
     if n_folds > 1:
@@ -511,22 +750,28 @@ def _check_class_counts(y: np.ndarray) -> None:
             )
 
 
-def _check_split(name: str, part: np.ndarray, y: np.ndarray) -> None:
+def _check_splits(y: np.ndarray, parts: dict[str, np.ndarray]) -> None:
+    # The exact counts of the actual split: a split that can be made is never refused.
     for cls, what in ((1, "positives"), (0, "negatives")):
-        n = int((part == cls).sum())
-        if n < MIN_PER_CLASS:
+        counts = {name: int((y[rows] == cls).sum()) for name, rows in parts.items()}
+        short = [name for name, n in counts.items() if n < MIN_PER_CLASS]
+        if short:
             raise DataError(
-                f"the {name} split gets only {n} {what} (of {int((y == cls).sum())}); need at least "
-                f"{MIN_PER_CLASS} per split - add data or change [data] val/test"
+                f"the {' and '.join(short)} split{'s' if len(short) > 1 else ''} would get fewer "
+                f"than {MIN_PER_CLASS} {what}: of {int((y == cls).sum())}, train / val / test get "
+                f"{' / '.join(str(n) for n in counts.values())}; add data or change [data] val/test"
             )
 
 
 def _check_fold_counts(y_pool: np.ndarray, n_folds: int) -> None:
+    # Stratified folds hold floor(n / k) or ceil(n / k) of each class: floor is the exact minimum.
     for cls, what in ((1, "positives"), (0, "negatives")):
         n = int((y_pool == cls).sum())
         if n // n_folds < MIN_PER_CLASS:
+            most = n // MIN_PER_CLASS
+            fix = f"{most} or lower" if most >= 2 else "1"
             raise DataError(
-                f"{n_folds}-fold cross-validation would give folds of {n // n_folds} {what} (of {n} "
-                f"in train+val); need at least {MIN_PER_CLASS} - set [search] folds lower (1 = one "
-                "validation split)"
+                f"{n_folds}-fold cross-validation would give some folds only {n // n_folds} {what} "
+                f"(of {n} in train+val); each needs at least {MIN_PER_CLASS} - set [search] folds "
+                f"= {fix} (1 = one validation split)"
             )

@@ -63,7 +63,7 @@ def test_labels_map_only_through_the_positive_value(raw, positive, expected_posi
         ),
         (["1.0", "0.0"], "1", r"write positive = 1 without quotes"),
         (["a", "a"], "a", r"no negatives"),
-        (["a", None, "b"], "a", r"empty in 1 row"),
+        (["a", None, "b"], "a", r"empty in 1 of 3 row\(s\) \(data row 2\)"),
     ],
 )
 def test_label_mistakes(raw, positive, match):
@@ -133,7 +133,7 @@ def test_drop_and_cost_columns_are_not_features(tmp_path):
             lambda d: d.assign(c=[np.nan] + [1.0] * (len(d) - 1)),
             {"fn": "c", "fp": 1},
             CostError,
-            r"1 missing, infinite or non-numeric",
+            r"cost column .c. is empty in 1 row\(s\) \(data row 1\)",
         ),
         (lambda d: d.assign(c=-1.0), {"fn": "c", "fp": 1}, CostError, r"negative"),
         (
