@@ -72,7 +72,8 @@ def predict_file(run_dir: str | os.PathLike[str], data: str | os.PathLike[str]) 
     """Read DATA with the run's recorded CSV options and predict every row."""
     predictor = load_predictor(run_dir)
     if not str(data).startswith("builtin:") and not Path(data).is_file():
-        raise DataError(f"data file {str(data)!r} does not exist; check the DATA argument")
+        what = "is a folder, not a file" if Path(data).is_dir() else "does not exist"
+        raise DataError(f"data file {str(data)!r} {what}; check the DATA argument")
     spec_data = dict(predictor.summary["spec"]["data"])
     spec_data["path"] = str(Path(data))
     frame = read_table(spec_data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -91,7 +92,7 @@ def load_run(
     :class:`ModelFileError` naming the file, never a crash or a silently wrong score.
     """
     d = Path(run_dir)
-    rebuild = f"rebuild it with `fnsearch report {d}`"
+    rebuild = f"rebuild it with `fnsearch report {shlex.quote(str(d))}`"
     summary = _load_summary(d, rebuild)
     try:
         state = torch.load(d / MODEL, map_location="cpu", weights_only=True)
