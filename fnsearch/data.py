@@ -517,7 +517,7 @@ def _one_hot_problem(name: str, text: pd.Series) -> str | None:
     distinct = int(text.nunique())
     if distinct > MAX_CATEGORIES or (distinct > 50 and distinct > 0.5 * len(text)):
         return (
-            f"feature column {name!r} is text with {distinct} distinct values in {len(text)} rows "
+            f"feature column {name!r} has {distinct} distinct non-numeric values in {len(text)} rows "
             f"(e.g. {text.iloc[0]!r}: an id, a date or free text?); one-hot encoding it gives a "
             "feature per value that cannot generalise - list it in [data] drop"
         )
