@@ -205,6 +205,8 @@ def _search(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args.set)
     out = args.out
+    if out is not None and not out.strip():  # an unset shell variable: never the current folder
+        raise SpecError("--out is empty; give the run folder, e.g. --out runs/mystudy")
     if out is None:
         name = load_spec(args.spec, overrides).study["name"]
         # A study name may hold anything; the default folder name keeps letters (any script),

@@ -312,8 +312,14 @@ def read_costs(frame: pd.DataFrame, cost: dict[str, Any], label: str | None = No
                 "a number"
             )
         if value not in frame.columns:
+            number = _guess_number(value.strip())
+            hint = (
+                f" (for a number write {key} = {value.strip()} without quotes)"
+                if not isinstance(number, str)
+                else ""
+            )
             raise CostError(
-                f"[cost] {key} names column {value!r}, which is not in the data"
+                f"[cost] {key} names column {value!r}, which is not in the data{hint}"
                 f"{_column_hint(value, frame)}"
             )
         arrays[key] = _cost_column(frame[value])
@@ -388,11 +394,14 @@ def feature_columns(frame: pd.DataFrame, data: dict[str, Any], cost: dict[str, A
             f"{_column_hint(missing[0], frame)}"
         )
     excluded = {data["label"], *data["drop"], *(v for v in cost.values() if isinstance(v, str))}
+    # pandas names an empty header cell "Unnamed: N". With no data either it is the trailing
+    # delimiter many spreadsheet exports write, and carries nothing: leave it out.
+    unnamed = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c))]
+    excluded |= {c for c in unnamed if frame[c].isna().all()}
     features = [c for c in frame.columns if c not in excluded]
     for i, c in enumerate(frame.columns):
-        # pandas names an empty header cell "Unnamed: N"; most often it is a saved row index,
-        # which as a feature learns the file's row order.
-        if c in features and re.fullmatch(r"Unnamed: \d+", str(c)):
+        # With data it is most often a saved row index, which as a feature learns the row order.
+        if c in features and c in unnamed:
             raise DataError(
                 f"column {i + 1} of the data has no name in the header (read as {c!r}; often a "
                 f"saved row index); name it, or add {c!r} to [data] drop"

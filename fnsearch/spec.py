@@ -311,7 +311,8 @@ def _read(spec: Any) -> tuple[dict[str, Any], str | None, str]:
         )
     path = Path(spec)
     if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist; check the path")
+        what = "is a folder, not a TOML file" if path.is_dir() else "does not exist"
+        raise SpecError(f"spec file {str(path)!r} {what}; check the path")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:

@@ -464,6 +464,15 @@ def test_saved_index_column_is_refused_then_droppable(capsys, tmp_path):
     assert summary["data"]["positives"] == POSITIVES_75
 
 
+def test_trailing_delimiter_on_every_line_runs(capsys, tmp_path):
+    """Check a spreadsheet export ending every line with ',': its empty, unnamed last column
+    carries nothing and is left out, so it runs."""
+    path = csv(tmp_path, table())
+    path.write_text(path.read_text().replace("\n", ",\n"))
+    summary = ran(capsys, tmp_path, spec(tmp_path, path))
+    assert summary["data"]["positives"] == POSITIVES_75 and summary["data"]["features"] == 3
+
+
 @pytest.mark.parametrize(
     "column",
     [
@@ -568,6 +577,7 @@ def _costs(**columns) -> pd.DataFrame:
             ["[cost] fn names column 'C_FN', which is not in the data", "did you mean 'c_fn'?"],
         ),
         (table(), 'fn = "y"\nfp = 1', ["[cost] fn names the label column 'y'"]),
+        (table(), 'fn = "5"\nfp = 1', ["names column '5'", "write fn = 5 without quotes"]),
         (
             _costs(cfn=2.0, ctp=3.0),
             'fn = "cfn"\nfp = 1\ntp = "ctp"',
@@ -588,6 +598,7 @@ def _costs(**columns) -> pd.DataFrame:
         "column-all-zero",
         "column-does-not-exist",
         "column-is-the-label",
+        "quoted-number",
         "column-tp-above-fn",
     ],
 )
@@ -643,10 +654,18 @@ def test_spec_mistakes_are_refused(capsys, tmp_path, extra, words):
     refused(capsys, tmp_path, spec(tmp_path, path, extra=extra), *words)
 
 
-def test_trials_zero_on_the_command_line(capsys, tmp_path):
-    """Check --trials 0."""
+def test_command_line_mistakes(capsys, tmp_path):
+    """Check --trials 0, an empty --out (an unset shell variable), a bad --set, and a folder given
+    as the spec."""
     s = spec(tmp_path, csv(tmp_path, table()))
     refused(capsys, tmp_path, s, "n_trials must be an integer >= 1", args=("--trials", "0"))
+    refused(capsys, tmp_path, s, "must look like section.key=value", args=("--set", "epochs"))
+    for empty in ("", " "):
+        code, _, err = run_cli(capsys, "search", s, "--out", empty, "-q")
+        assert code == 2 and "--out is empty" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "spec.toml"]
+    code, _, err = run_cli(capsys, "search", tmp_path, "-q")
+    assert code == 2 and "is a folder, not a TOML file" in err
 
 
 @pytest.mark.parametrize(
