@@ -440,6 +440,15 @@ def _check_features(frame: pd.DataFrame, columns: list[str], decimal: str = ".")
                     f"feature column {name!r} holds infinite values in {int(inf.sum())} row(s) "
                     f"({_rows_text(inf)}); replace them or list the column in [data] drop"
                 )
+            if values.size > 20 and np.array_equal(values, values[0] + np.arange(values.size)):
+                # Not refused (row order can be time), but as a feature it learns the file's row
+                # order, which a file sorted by outcome turns into a leak.
+                log.warning(
+                    "feature column %r counts the rows (%g, %g, %g, ...); if it is a row id, list "
+                    "it in [data] drop",
+                    name,
+                    *values[:3],
+                )
             continue
         text = col.dropna().astype(str).str.strip()
         text = text[text != ""]
@@ -453,12 +462,12 @@ def _check_features(frame: pd.DataFrame, columns: list[str], decimal: str = ".")
 
 
 # A number as text: digits with at most one decimal mark, or grouped in thousands ('1,234,567',
-# '1.234,5'); optionally with a currency sign before and a percent sign or a short unit after
-# (a spaced unit, or two or more lower-case letters: '57 kg', '57kg', not a code such as '12B').
+# '1.234,5'); optionally with a currency sign before, or a percent sign, a currency sign or a short
+# unit after (a spaced unit, or two or more lower-case letters: '57 kg', '57kg', not '12B').
 _CORE = r"(?:\d+(?:[.,]\d*)?|[.,]\d+|\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d+)?)(?:[eE][+-]?\d+)?"
 _NUMBERISH = re.compile(
     rf"^(?P<pre>[$€£¥₹]?)\s*[+-]?\s*(?P<pre2>[$€£¥₹]?)\s*(?P<core>{_CORE})\s*"
-    r"(?P<unit>%|\s[^\W\d_]{1,6}\.?|[^\W\d_A-Z]{2,6}\.?)?$"
+    r"(?P<unit>%|\s?[$€£¥₹]|\s[^\W\d_]{1,6}\.?|[^\W\d_A-Z]{2,6}\.?)?$"
 )
 _THOUSANDS = re.compile(r"^[1-9]\d{0,2}([,.])\d{3}$")  # '57,000': thousands, or 57 with 3 decimals
 

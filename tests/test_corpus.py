@@ -473,6 +473,16 @@ def test_trailing_delimiter_on_every_line_runs(capsys, tmp_path):
     assert summary["data"]["positives"] == POSITIVES_75 and summary["data"]["features"] == 3
 
 
+def test_a_row_number_column_is_warned_about(capsys, tmp_path):
+    """Check that a numeric column counting the rows runs (row order may be time) with a warning
+    naming it and the fix, even with --quiet."""
+    path = csv(tmp_path, table().assign(row=np.arange(1, 301)))
+    code, _, err = run_cli(capsys, "search", spec(tmp_path, path), "--out", tmp_path / "run", "-q")
+    assert code == 0 and "Traceback" not in err
+    assert "fnsearch: feature column 'row' counts the rows (1, 2, 3, ...)" in err
+    assert "list it in [data] drop" in err
+
+
 @pytest.mark.parametrize(
     "column",
     [

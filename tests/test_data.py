@@ -247,6 +247,7 @@ def test_multi_character_sep_warns_nothing(tmp_path):
         ),
         ([f"{v} kg" for v in range(20)], "unit or symbol (e.g. '0 kg')"),
         ([f"{v}%" for v in range(20)], "unit or symbol (e.g. '0%')"),
+        ([f"{v},50 €" for v in range(20)], "unit or symbol (e.g. '0,50 €')"),
         (["36 months", "60 months"] * 10, None),  # a few levels: a category
         (["A11", "A12", "A14"] * 10, None),  # codes, not numbers
         ([f"{v}B" for v in range(20)], None),  # flat numbers such as '12B' are codes too
