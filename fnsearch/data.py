@@ -1,188 +1,43 @@
-"""Data: read the table, map labels through the declared positive value, costs, splits, preprocessing.
+"""Data: labels mapped through the declared positive value, costs, preprocessing, splits.
 
-Everything here is validated once and raises :class:`~fnsearch.errors.DataError` (or ``CostError``)
-with a message naming the problem and the fix. The output, :class:`Dataset`, is trusted downstream.
+The file is read by :mod:`fnsearch.table` and its feature columns are checked by
+:mod:`fnsearch.features`; :func:`prepare_dataset` puts it together. Everything is validated once
+and raises :class:`~fnsearch.errors.DataError` (or ``CostError``) with a message naming the problem
+and the fix. The output, :class:`Dataset`, is trusted downstream.
 """
 
 from __future__ import annotations
 
-import codecs
-import difflib
 import logging
 import math
 import re
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .costs import CostMatrix
-from .datasets import load_builtin
 from .errors import CostError, DataError
+from .features import check_features, feature_columns
 from .spec import MAX_COST
+from .table import (
+    _as_text,
+    _column_hint,
+    _is_numeric,
+    _missing,
+    _rows_text,
+    read_table,
+)
 
 __all__ = ["MIN_PER_CLASS", "Dataset", "Preprocessor", "prepare_dataset", "read_table"]
 
 log = logging.getLogger("fnsearch")
 
 MIN_PER_CLASS = 5  # fewest positives (and negatives) any split or fold may get
-MAX_CATEGORIES = 1000  # one-hot columns one text feature may add
 MAX_RATIO = 1e12  # the largest (C_FN - C_TP) / (C_FP - C_TN) over all rows, and 1/it the smallest
-try:  # pandas' own list of default missing-value markers ("NA", "None", "null", ...)
-    from pandas._libs.parsers import STR_NA_VALUES as _PANDAS_NA
-except ImportError:  # pragma: no cover - the list as documented for read_csv
-    _PANDAS_NA = {
-        "",
-        "#N/A",
-        "#N/A N/A",
-        "#NA",
-        "-1.#IND",
-        "-1.#QNAN",
-        "-NaN",
-        "-nan",
-        "1.#IND",
-        "1.#QNAN",
-        "<NA>",
-        "N/A",
-        "NA",
-        "NULL",
-        "NaN",
-        "None",
-        "n/a",
-        "nan",
-        "null",
-    }
-_DEFAULT_NA = sorted(_PANDAS_NA)
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+$")
 COST_KEYS = ("fn", "fp", "tp", "tn")
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def read_table(data: dict[str, Any], *, label: str | None = None) -> pd.DataFrame:
-    """Read the table named by a ``[data]`` section (CSV, Parquet or ``builtin:NAME``).
-
-    ``label``, when given, is read as raw text so that labels are never coerced by the reader.
-    """
-    path = data["path"]
-    if path.startswith("builtin:"):
-        return load_builtin(path.removeprefix("builtin:"))
-    p = Path(path)
-    if not p.is_file():
-        what = "is a folder, not a file" if p.is_dir() else "does not exist"
-        raise DataError(f"data file {path!r} {what}; check [data] path")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        try:
-            frame = pd.read_parquet(p)
-        except Exception as e:  # pyarrow raises many types for a bad file
-            raise DataError(f"cannot read {path!r} as Parquet ({e}); check the file") from None
-        if label is not None and label in frame.columns:
-            frame[label] = _as_text(frame[label])
-        return frame
-    return _read_csv(p, data, label)
-
-
-def _read_csv(p: Path, data: dict[str, Any], label: str | None) -> pd.DataFrame:
-    _check_not_binary(p, data)
-    options = csv_options(data)
-    try:
-        with warnings.catch_warnings():  # a multi-character sep falls back to the python engine
-            warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            if label is not None:
-                options = _label_as_raw_text(p, options, label)
-            frame = pd.read_csv(p, dtype={label: str} if label else None, **options)
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"data file {str(p)!r} is empty; give a CSV with a header row and data"
-        ) from None
-    except UnicodeDecodeError:
-        raise DataError(
-            f"data file {str(p)!r} is not {data['encoding']} text; set [data] encoding "
-            "(e.g. 'latin-1')"
-        ) from None
-    except (pd.errors.ParserError, ValueError) as e:
-        raise DataError(
-            f"cannot parse {str(p)!r} as CSV: {str(e).strip()}; check [data] sep"
-        ) from None
-    if frame.shape[1] == 1:
-        header = str(frame.columns[0])
-        for sep in (";", "\t", "|", ","):
-            if sep != data["sep"] and sep in header:
-                raise DataError(
-                    f"data file {str(p)!r} read as one column {header[:60]!r}; it looks separated "
-                    f"by {sep!r}: set [data] sep = {sep!r}"
-                )
-    return frame
-
-
-def csv_options(data: dict[str, Any]) -> dict[str, Any]:
-    """The pandas ``read_csv`` options a ``[data]`` section asks for (recorded for predict)."""
-    return {
-        "sep": data["sep"],
-        "decimal": data["decimal"],
-        "thousands": data.get("thousands"),  # absent from summaries written before it existed
-        "na_values": list(data["na_values"]) or None,
-        "encoding": data["encoding"],
-    }
-
-
-def _label_as_raw_text(p: Path, options: dict[str, Any], label: str) -> dict[str, Any]:
-    """Options under which only an empty label cell (or one in ``na_values``) is missing.
-
-    pandas reads "NA", "None", "null", ... as missing by default. For features that is what a user
-    means; for the label it would turn a real class called "None" into a missing label.
-    """
-    header = pd.read_csv(p, nrows=0, **options).columns
-    if label not in header:
-        return options  # the caller names the missing label column
-    user = list(options["na_values"] or [])
-    na = {c: [*_DEFAULT_NA, *user] for c in header if c != label}
-    na[label] = ["", *user]
-    return {**options, "na_values": na, "keep_default_na": False}
-
-
-# File signatures a CSV reader would misread as text, with what the file is and what to do.
-_SIGNATURES = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)", "save it as CSV"),
-    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook", "save it as CSV"),
-    (b"PAR1", "a Parquet file", "give it a .parquet name"),
-    (b"\x1f\x8b", "gzip-compressed", "give it a .gz name (e.g. data.csv.gz)"),
-)
-_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
-
-
-def _check_not_binary(p: Path, data: dict[str, Any]) -> None:
-    """Name a spreadsheet, Parquet or UTF-16 file before pandas misreads it as garbled text."""
-    if p.suffix.lower() in _COMPRESSED:  # pandas decompresses these by their name
-        return
-    with p.open("rb") as f:
-        head = f.read(4)
-    for magic, what, fix in _SIGNATURES:
-        if head.startswith(magic):
-            raise DataError(f"data file {str(p)!r} is {what}, not CSV text; {fix}")
-    utf16 = codecs.lookup(data["encoding"]).name.startswith("utf-16")
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") and not utf16:
-        raise DataError(
-            f"data file {str(p)!r} is UTF-16 text (Excel's 'Unicode text'); set [data] "
-            "encoding = 'utf-16' (such files are usually tab-separated: sep = '\\t')"
-        )
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    return pd.Series(
-        [None if _missing(v) else str(v) for v in column.tolist()],
-        index=column.index,
-        name=column.name,
-        dtype=object,
-    )
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
 
 
 # --- labels ----------------------------------------------------------------------------------
@@ -255,13 +110,6 @@ def _positive_hint(values: list[str], positive: Any) -> str:
     if near:
         return f" (labels are compared exactly: write positive = {near[0]!r})"
     return ""
-
-
-def _rows_text(mask: np.ndarray) -> str:
-    """The first few flagged rows, numbered as data rows (1 = the first row under the header)."""
-    rows = np.flatnonzero(mask)
-    shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
-    return f"data row{'s' if rows.size > 1 else ''} {shown}"
 
 
 def _toml_text(value: Any) -> str:
@@ -383,167 +231,6 @@ def _check_cost_rows(c: CostMatrix) -> None:
 
 
 # --- features --------------------------------------------------------------------------------
-
-
-def feature_columns(frame: pd.DataFrame, data: dict[str, Any], cost: dict[str, Any]) -> list[str]:
-    """The columns used as features: all but the label, ``drop`` and the cost columns."""
-    missing = [c for c in data["drop"] if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"[data] drop names column(s) {', '.join(map(repr, missing))} not in the data"
-            f"{_column_hint(missing[0], frame)}"
-        )
-    excluded = {data["label"], *data["drop"], *(v for v in cost.values() if isinstance(v, str))}
-    # pandas names an empty header cell "Unnamed: N". With no data either it is the trailing
-    # delimiter many spreadsheet exports write, and carries nothing: leave it out.
-    unnamed = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c))]
-    excluded |= {c for c in unnamed if frame[c].isna().all()}
-    features = [c for c in frame.columns if c not in excluded]
-    for i, c in enumerate(frame.columns):
-        # With data it is most often a saved row index, which as a feature learns the row order.
-        if c in features and c in unnamed:
-            raise DataError(
-                f"column {i + 1} of the data has no name in the header (read as {c!r}; often a "
-                f"saved row index); name it, or add {c!r} to [data] drop"
-            )
-    if not features:
-        raise DataError(
-            "no feature columns are left after removing the label, drop and cost "
-            "columns; keep at least one"
-        )
-    return features
-
-
-def _column_list(frame: pd.DataFrame) -> str:
-    cols = [str(c) for c in frame.columns]
-    return ", ".join(repr(c) for c in cols[:12]) + (" ..." if len(cols) > 12 else "")
-
-
-def _column_hint(name: str, frame: pd.DataFrame) -> str:
-    """'; did you mean X?' for a near miss (case, spaces, a typo), else the list of columns."""
-    cols = [str(c) for c in frame.columns]
-    near = [c for c in cols if c.strip().lower() == name.strip().lower()]
-    near = near or difflib.get_close_matches(name, cols, n=1, cutoff=0.6)
-    if near:
-        return f"; did you mean {near[0]!r}? (columns are {_column_list(frame)})"
-    return f"; columns are {_column_list(frame)}"
-
-
-def _check_features(frame: pd.DataFrame, columns: list[str], decimal: str = ".") -> None:
-    for name in columns:
-        col = frame[name]
-        if _is_numeric(col):
-            values = col.to_numpy(dtype=float, na_value=np.nan)
-            inf = np.isinf(values)
-            if inf.any():
-                raise DataError(
-                    f"feature column {name!r} holds infinite values in {int(inf.sum())} row(s) "
-                    f"({_rows_text(inf)}); replace them or list the column in [data] drop"
-                )
-            if values.size > 20 and np.array_equal(values, values[0] + np.arange(values.size)):
-                # Not refused (row order can be time), but as a feature it learns the file's row
-                # order, which a file sorted by outcome turns into a leak.
-                log.warning(
-                    "feature column %r counts the rows (%g, %g, %g, ...); if it is a row id, list "
-                    "it in [data] drop",
-                    name,
-                    *values[:3],
-                )
-            continue
-        text = col.dropna().astype(str).str.strip()
-        text = text[text != ""]
-        if text.empty:
-            continue
-        problem = _numeric_text_problem(str(name), text, decimal) or _one_hot_problem(
-            str(name), text
-        )
-        if problem:
-            raise DataError(problem)
-
-
-# A number as text: digits with at most one decimal mark, or grouped in thousands ('1,234,567',
-# '1.234,5'); optionally with a currency sign before, or a percent sign, a currency sign or a short
-# unit after (a spaced unit, or two or more lower-case letters: '57 kg', '57kg', not '12B').
-_CORE = r"(?:\d+(?:[.,]\d*)?|[.,]\d+|\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d+)?)(?:[eE][+-]?\d+)?"
-_NUMBERISH = re.compile(
-    rf"^(?P<pre>[$€£¥₹]?)\s*[+-]?\s*(?P<pre2>[$€£¥₹]?)\s*(?P<core>{_CORE})\s*"
-    r"(?P<unit>%|\s?[$€£¥₹]|\s[^\W\d_]{1,6}\.?|[^\W\d_A-Z]{2,6}\.?)?$"
-)
-_THOUSANDS = re.compile(r"^[1-9]\d{0,2}([,.])\d{3}$")  # '57,000': thousands, or 57 with 3 decimals
-
-
-def _numeric_text_problem(name: str, text: pd.Series, decimal: str) -> str | None:
-    """Why a text column that is (almost) all numbers was not read as numbers, and the fix."""
-    counts = text.value_counts()
-    parts = {v: _NUMBERISH.match(v) for v in text.drop_duplicates()}  # in file order
-    if sum(int(counts[v]) for v, m in parts.items() if m) < 0.9 * len(text):
-        return None  # text, with some numbers among it
-    where = f"feature column {name!r}"
-    decorated = [v for v, m in parts.items() if m and (m["pre"] or m["pre2"] or m["unit"])]
-    if decorated:
-        if len(parts) <= 10:
-            return None  # a handful of levels ('36 months', '60 months') is a fair category
-        return (
-            f"{where} holds numbers written with a unit or symbol (e.g. {decorated[0]!r}), read "
-            "as text; remove the unit or symbol from the cells, or list the column in [data] drop"
-        )
-    sample = next((v for v, m in parts.items() if m is None), None)
-    if sample is not None:
-        return (
-            f"{where} looks numeric but is read as text (e.g. {sample!r}); add {sample!r} to "
-            "[data] na_values if it means missing, or fix the column"
-        )
-    return _separator_problem(where, [m["core"] for m in parts.values()], decimal)
-
-
-def _separator_problem(where: str, cores: list[str], decimal: str) -> str:
-    """The fix for numbers that did not parse because of their decimal or thousands marks."""
-    marked = [c for c in cores if re.search(r"[,.' ]", c)]
-    if not marked:
-        return f"{where} looks numeric but is read as text (e.g. {cores[0]!r}); fix the column"
-    mixed = next((c for c in marked if len(set(re.sub(r"[^,.' ]", "", c))) > 1), None)
-    repeated = next((c for c in marked if max(c.count(s) for s in ",.' ") > 1), None)
-    if mixed is not None:  # '1,234.5': the last mark is the decimal one, the other groups
-        dec = re.sub(r"[^,.' ]", "", mixed)[-1]
-        group = next(s for s in re.sub(r"[^,.' ]", "", mixed) if s != dec)
-        extra = f" and decimal = {dec!r}" if dec != decimal else ""
-        return (
-            f"{where} holds numbers with thousands separators (e.g. {mixed!r}), read as text; "
-            f"set [data] thousands = {group!r}{extra}"
-        )
-    if repeated is not None:  # '1,234,567'
-        group = next(s for s in ",.' " if repeated.count(s) > 1)
-        return (
-            f"{where} holds numbers with thousands separators (e.g. {repeated!r}), read as text; "
-            f"set [data] thousands = {group!r}"
-        )
-    mark = re.sub(r"[^,.' ]", "", marked[0])
-    if all(_THOUSANDS.match(c) for c in marked):  # every one could be either: say both
-        return (
-            f"{where} holds numbers such as {marked[0]!r}, read as text: if {mark!r} separates "
-            f"thousands set [data] thousands = {mark!r}; if it is the decimal mark set [data] "
-            f"decimal = {mark!r}"
-        )
-    return (
-        f"{where} holds numbers with decimal {'commas' if mark == ',' else 'marks'} (e.g. "
-        f"{marked[0]!r}), read as text; set [data] decimal = {mark!r}"
-    )
-
-
-def _one_hot_problem(name: str, text: pd.Series) -> str | None:
-    """A text column with (nearly) a value per row cannot generalise as one-hot features."""
-    distinct = int(text.nunique())
-    if distinct > MAX_CATEGORIES or (distinct > 50 and distinct > 0.5 * len(text)):
-        return (
-            f"feature column {name!r} has {distinct} distinct non-numeric values in {len(text)} rows "
-            f"(e.g. {text.iloc[0]!r}: an id, a date or free text?); one-hot encoding it gives a "
-            "feature per value that cannot generalise - list it in [data] drop"
-        )
-    return None
-
-
-def _is_numeric(col: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
 @dataclass(frozen=True)
@@ -725,7 +412,7 @@ def prepare_dataset(spec: Any) -> Dataset:
     y, positive_label, negative_label = map_labels(frame[data["label"]], data["positive"])
     costs = read_costs(frame, spec.cost, data["label"])
     columns = feature_columns(frame, data, spec.cost)
-    _check_features(frame, columns, data["decimal"])
+    check_features(frame, columns, data["decimal"])
     features = frame[columns].reset_index(drop=True)
 
     _check_class_counts(y)

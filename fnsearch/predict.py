@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import Preprocessor, read_table
+from .data import Preprocessor
 from .errors import DataError, ModelFileError
 from .models import Architecture, PopulationNet, from_sequential_state
 from .runfolder import load_run
+from .table import read_table
 
 __all__ = ["Predictor", "load_predictor"]
 

@@ -259,7 +259,7 @@ def test_multi_character_sep_warns_nothing(tmp_path):
 )
 def test_numeric_text_gets_the_fix_that_reads_it(values, expected):
     """Check which fix each way of writing numbers as text is told (None: a fair text column)."""
-    from fnsearch.data import _numeric_text_problem
+    from fnsearch.features import _numeric_text_problem
 
     problem = _numeric_text_problem("c", pd.Series(values), ".")
     assert problem == expected if expected is None else expected in problem
