@@ -54,6 +54,7 @@ def feature_columns(frame: pd.DataFrame, data: dict[str, Any], cost: dict[str, A
 
 
 def check_features(frame: pd.DataFrame, columns: list[str], decimal: str = ".") -> None:
+    """Refuse a feature column that does not read as the user meant (``decimal``: the one set)."""
     for name in columns:
         col = frame[name]
         if _is_numeric(col):

@@ -341,6 +341,8 @@ def test_semicolons_with_decimal_commas(capsys, tmp_path):
     assert summary["data"]["positives"] == POSITIVES_75
     pre = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     assert [c["name"] for c in pre["numeric"]] == ["a", "c"]  # read as numbers, not categories
+    code, stdout, err = run_cli(capsys, "predict", tmp_path / "run", path)  # recorded sep, decimal
+    assert code == 0 and len(stdout.splitlines()) == 301, err
 
 
 def test_question_marks_and_blanks_as_missing(capsys, tmp_path):
@@ -396,6 +398,8 @@ def test_thousands_separators_read_as_numbers_once_declared(capsys, tmp_path):
     pre = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     c = next(p for p in pre["numeric"] if p["name"] == "c")
     assert c["mean"] == pytest.approx(table()["c"].mean() * 100_000 + 7, rel=0.05)
+    code, stdout, err = run_cli(capsys, "predict", tmp_path / "run", path)  # the recorded option
+    assert code == 0 and len(stdout.splitlines()) == 301, err
 
 
 def test_few_levels_with_units_stay_categories(capsys, tmp_path):
