@@ -35,7 +35,7 @@ from .search import (
     weight_range,
 )
 from .spec import Spec, load_spec
-from .storage import STUDY_FILE, make_storage, run_folder_lock
+from .storage import STUDY_FILE, drop_torn_tail, make_storage, run_folder_lock
 from .train import TrainConfig, resolve_device
 
 __all__ = ["Progress", "WorkSummary", "rebuild", "tune", "work"]
@@ -66,6 +66,7 @@ _FINGERPRINT_KEYS = {
         "test",
         "sep",
         "decimal",
+        "thousands",
         "na_values",
         "encoding",
     ),
@@ -87,6 +88,8 @@ _FINGERPRINT_KEYS = {
 def _fingerprint(spec: Spec) -> str:
     d = spec.to_dict()
     picked = {s: {k: d[s][k] for k in keys} for s, keys in _FINGERPRINT_KEYS.items()}
+    if picked["data"]["thousands"] is None:  # added later: unset, it keeps older studies' prints
+        del picked["data"]["thousands"]
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -194,6 +197,7 @@ def tune(
             if run_dir is not None:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 held.enter_context(run_folder_lock(run_dir))
+                drop_torn_tail(run_dir)
             study = plan.open(make_storage(None, run_dir))
         held = held.pop_all()  # the lock (if any) is held until the result is written
     with held, _run_context(spec, run_dir):
@@ -334,32 +338,45 @@ def _check_run_dir(out: str | os.PathLike[str] | None) -> Path | None:
                     f"--out {str(run_dir)!r}: {str(p)!r} is a file, not a folder; "
                     "choose another run folder"
                 )
+            if not os.access(p, os.W_OK | os.X_OK):  # found now, not after the whole search
+                raise StorageError(
+                    f"--out {str(run_dir)!r}: cannot write in {str(p)!r}; choose another run folder"
+                )
             break
     return run_dir
+
+
+def _recorded(run_dir: Path) -> dict[str, Any]:
+    """The storage URL and study name a run folder's ``summary.json`` records; empty when it has
+    none or it is unreadable (``report`` is how a damaged summary gets rebuilt)."""
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+        found = {"storage": summary["spec"]["study"]["storage"], "name": summary["study"]["name"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str) and v}
 
 
 def _run_folder_storage(run_dir: Path) -> optuna.storages.BaseStorage:
     if (run_dir / STUDY_FILE).is_file():
         return make_storage(None, run_dir)
-    summary = run_dir / SUMMARY
-    if summary.is_file():
-        url = json.loads(summary.read_text(encoding="utf-8"))["spec"]["study"]["storage"]
-        if url and "***" not in url:
-            return make_storage(url, None)
-        if url:
-            raise StorageError(
-                f"{run_dir} was run on {url}: pass --storage with the password (or "
-                "set FNSEARCH_STORAGE)"
-            )
+    url = _recorded(run_dir).get("storage")
+    if url and "***" not in url:
+        return make_storage(url, None)
+    if url:
+        raise StorageError(
+            f"{run_dir} was run on {url}: pass --storage with the password (or "
+            "set FNSEARCH_STORAGE)"
+        )
     raise StorageError(
-        f"{str(run_dir)!r} holds no study (no study.log or summary.json); check the "
-        "path or give --storage and --study"
+        f"{str(run_dir)!r} holds no study: no {STUDY_FILE}, and no readable {SUMMARY} naming "
+        "other storage; check the path or give --storage and --study"
     )
 
 
 def _study_name(storage: optuna.storages.BaseStorage, run_dir: Any) -> str:
-    if run_dir is not None and (Path(run_dir) / SUMMARY).is_file():
-        return json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))["study"]["name"]
+    if run_dir is not None and "name" in _recorded(Path(run_dir)):
+        return _recorded(Path(run_dir))["name"]
     names = optuna.get_all_study_names(storage)
     if len(names) != 1:
         raise StorageError(

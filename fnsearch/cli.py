@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -212,8 +213,11 @@ def _setup_logging(quiet: bool, display: Display | None = None) -> None:
     log.setLevel(logging.INFO)
     for h in [h for h in log.handlers if isinstance(h, _StderrHandler)]:
         log.removeHandler(h)
-    if not quiet:
-        log.addHandler(_StderrHandler(display))
+    # Quiet drops progress lines, not warnings (a dropped journal entry, say).
+    handler = _StderrHandler(display)
+    if quiet:
+        handler.setLevel(logging.WARNING)
+    log.addHandler(handler)
     log.propagate = False
 
 
@@ -265,10 +269,13 @@ def _search(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args.set)
     out = args.out
+    if out is not None and not out.strip():  # an unset shell variable: never the current folder
+        raise SpecError("--out is empty; give the run folder, e.g. --out runs/mystudy")
     if out is None:
         name = load_spec(args.spec, overrides).study["name"]
-        # A study name may hold anything; the default folder name keeps only safe characters.
-        out = Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "study")
+        # A study name may hold anything; the default folder name keeps letters (any script),
+        # digits, '.', '_' and '-', so it can never hold a path separator or climb with '..'.
+        out = Path("runs") / (re.sub(r"[^\w.-]+", "_", name).strip("._") or "study")
     result = tune(
         args.spec,
         overrides=overrides,
@@ -313,6 +320,8 @@ def _report(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from .predict import predict_file
 
+    if args.out:
+        _check_output_file(Path(args.out))  # before scoring: a bad --out should fail fast
     frame = predict_file(args.run_dir, args.data)
     if args.out:
         from .runfolder import _atomic
@@ -321,6 +330,17 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         frame.to_csv(sys.stdout, index=False)
     return EXIT_OK
+
+
+def _check_output_file(path: Path) -> None:
+    if path.is_dir():
+        raise FnsearchError(f"--out {str(path)!r} is a folder; give a file name, e.g. scores.csv")
+    if not path.parent.is_dir():
+        raise FnsearchError(
+            f"--out {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
+        )
+    if not os.access(path.parent, os.W_OK):
+        raise FnsearchError(f"--out {str(path)!r}: cannot write in {str(path.parent)!r}")
 
 
 def _datasets(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""Data: read the table, map labels through the declared positive value, costs, splits, preprocessing.
+"""Data: labels mapped through the declared positive value, costs, preprocessing, splits.
 
-Everything here is validated once and raises :class:`~fnsearch.errors.DataError` (or ``CostError``)
-with a message naming the problem and the fix. The output, :class:`Dataset`, is trusted downstream.
+The file is read by :mod:`fnsearch.table` and its feature columns are checked by
+:mod:`fnsearch.features`; :func:`prepare_dataset` puts it together. Everything is validated once
+and raises :class:`~fnsearch.errors.DataError` (or ``CostError``) with a message naming the problem
+and the fix. The output, :class:`Dataset`, is trusted downstream.
 """
 
 from __future__ import annotations
@@ -9,105 +11,33 @@ from __future__ import annotations
 import logging
 import math
 import re
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .costs import CostMatrix
-from .datasets import load_builtin
 from .errors import CostError, DataError
+from .features import check_features, feature_columns
+from .spec import MAX_COST
+from .table import (
+    _as_text,
+    _column_hint,
+    _is_numeric,
+    _missing,
+    _rows_text,
+    read_table,
+)
 
 __all__ = ["MIN_PER_CLASS", "Dataset", "Preprocessor", "prepare_dataset", "read_table"]
 
 log = logging.getLogger("fnsearch")
 
 MIN_PER_CLASS = 5  # fewest positives (and negatives) any split or fold may get
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+MAX_RATIO = 1e12  # the largest (C_FN - C_TP) / (C_FP - C_TN) over all rows, and 1/it the smallest
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+$")
 COST_KEYS = ("fn", "fp", "tp", "tn")
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def read_table(data: dict[str, Any], *, label: str | None = None) -> pd.DataFrame:
-    """Read the table named by a ``[data]`` section (CSV, Parquet or ``builtin:NAME``).
-
-    ``label``, when given, is read as raw text so that labels are never coerced by the reader.
-    """
-    path = data["path"]
-    if path.startswith("builtin:"):
-        return load_builtin(path.removeprefix("builtin:"))
-    p = Path(path)
-    if not p.is_file():
-        what = "is a folder, not a file" if p.is_dir() else "does not exist"
-        raise DataError(f"data file {path!r} {what}; check [data] path")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        try:
-            frame = pd.read_parquet(p)
-        except Exception as e:  # pyarrow raises many types for a bad file
-            raise DataError(f"cannot read {path!r} as Parquet ({e}); check the file") from None
-        if label is not None and label in frame.columns:
-            frame[label] = _as_text(frame[label])
-        return frame
-    return _read_csv(p, data, label)
-
-
-def _read_csv(p: Path, data: dict[str, Any], label: str | None) -> pd.DataFrame:
-    options = csv_options(data)
-    try:
-        with warnings.catch_warnings():  # a multi-character sep falls back to the python engine
-            warnings.simplefilter("ignore", pd.errors.ParserWarning)
-            frame = pd.read_csv(p, dtype={label: str} if label else None, **options)
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"data file {str(p)!r} is empty; give a CSV with a header row and data"
-        ) from None
-    except UnicodeDecodeError:
-        raise DataError(
-            f"data file {str(p)!r} is not {data['encoding']} text; set [data] encoding "
-            "(e.g. 'latin-1')"
-        ) from None
-    except (pd.errors.ParserError, ValueError) as e:
-        raise DataError(
-            f"cannot parse {str(p)!r} as CSV: {str(e).strip()}; check [data] sep"
-        ) from None
-    if frame.shape[1] == 1:
-        header = str(frame.columns[0])
-        for sep in (";", "\t", "|", ","):
-            if sep != data["sep"] and sep in header:
-                raise DataError(
-                    f"data file {str(p)!r} read as one column {header[:60]!r}; it looks separated "
-                    f"by {sep!r}: set [data] sep = {sep!r}"
-                )
-    return frame
-
-
-def csv_options(data: dict[str, Any]) -> dict[str, Any]:
-    """The pandas ``read_csv`` options a ``[data]`` section asks for (recorded for predict)."""
-    return {
-        "sep": data["sep"],
-        "decimal": data["decimal"],
-        "na_values": list(data["na_values"]) or None,
-        "encoding": data["encoding"],
-    }
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    return pd.Series(
-        [None if _missing(v) else str(v) for v in column.tolist()],
-        index=column.index,
-        name=column.name,
-        dtype=object,
-    )
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
 
 
 # --- labels ----------------------------------------------------------------------------------
@@ -116,18 +46,21 @@ def _missing(v: Any) -> bool:
 def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
     """Map raw labels to {0, 1} through the declared positive value (rule in DESIGN.md).
 
-    Returns the 0/1 array, the raw label text that matched ``positive`` and the other label.
+    Returns the 0/1 array, the raw label text that matched ``positive`` and the other label. A
+    missing label (an empty or blank cell) is refused, never dropped: unlabelled rows are rarely
+    missing at random, and a run on fewer rows than the file holds should not happen unasked.
     """
-    text = _as_text(column)
     text = pd.Series(
-        [None if v is None else v.strip() for v in text], name=column.name, dtype=object
+        [None if v is None or not v.strip() else v.strip() for v in _as_text(column)],
+        name=column.name,
+        dtype=object,
     )
-    n_missing = int(text.isna().sum())
-    if n_missing:
+    missing = text.isna().to_numpy()
+    if missing.any():
         raise DataError(
-            f"label column {column.name!r} is empty in {n_missing} row(s) (first at row "
-            f"{int(np.flatnonzero(text.isna().to_numpy())[0]) + 2} of the file); remove or fill those "
-            "rows - fnsearch does not guess labels"
+            f"label column {column.name!r} is empty in {int(missing.sum())} of {missing.size} "
+            f"row(s) ({_rows_text(missing)}); fnsearch does not guess labels - fill those cells "
+            "or remove those rows"
         )
     values = sorted(text.unique().tolist())
     if len(values) == 0:
@@ -140,17 +73,18 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
         matched = [v for v in values if v == want]
     shown = ", ".join(repr(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
     if len(values) > 2:
+        counts = text.value_counts(sort=False)
+        rarest = min(values, key=lambda v: (int(counts[v]), v))
+        where = (text == rarest).to_numpy()
         raise DataError(
             f"label column {column.name!r} has {len(values)} values ({shown}); fnsearch needs "
-            "exactly two - filter the rows or choose another label column"
+            f"exactly two - the rarest, {rarest!r}, is in {int(where.sum())} row(s) "
+            f"({_rows_text(where)}): fix or remove those rows, or choose another label column"
         )
     if not matched:
-        hint = ""
-        if isinstance(positive, str) and _parse_all(values, _guess_number(positive)) is not None:
-            hint = f" (to compare by value write positive = {positive} without quotes)"
         raise DataError(
             f"positive label {positive!r} does not occur in column {column.name!r}; its values are "
-            f"{shown}{hint}"
+            f"{shown}{_positive_hint(values, positive)}"
         )
     if len(values) == 1:
         raise DataError(
@@ -164,6 +98,18 @@ def map_labels(column: pd.Series, positive: Any) -> tuple[np.ndarray, str, str]:
         )
     y = (text == matched[0]).to_numpy().astype(np.int8)
     return y, matched[0], next(v for v in values if v != matched[0])
+
+
+def _positive_hint(values: list[str], positive: Any) -> str:
+    """How to write ``positive`` so that it matches, when a near miss is plain."""
+    if isinstance(positive, str) and _parse_all(values, _guess_number(positive)) is not None:
+        return f" (to compare by value write positive = {positive} without quotes)"
+    if isinstance(positive, bool) and _parse_all(values, 1) is not None:
+        return f" (for 0/1 labels write positive = {int(positive)})"
+    near = [v for v in values if v.lower() == _toml_text(positive).lower()]
+    if near:
+        return f" (labels are compared exactly: write positive = {near[0]!r})"
+    return ""
 
 
 def _toml_text(value: Any) -> str:
@@ -199,7 +145,7 @@ def _parse_all(values: list[str], positive: Any) -> list[Any] | None:
 # --- costs -----------------------------------------------------------------------------------
 
 
-def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
+def read_costs(frame: pd.DataFrame, cost: dict[str, Any], label: str | None = None) -> CostMatrix:
     """Per-example cost arrays from numbers or cost columns, checked row by row."""
     n = len(frame)
     arrays = {}
@@ -208,32 +154,54 @@ def read_costs(frame: pd.DataFrame, cost: dict[str, Any]) -> CostMatrix:
         if not isinstance(value, str):
             arrays[key] = np.full(n, float(value))
             continue
+        if value == label:
+            raise CostError(
+                f"[cost] {key} names the label column {value!r}; name a column of costs, or give "
+                "a number"
+            )
         if value not in frame.columns:
-            raise CostError(
-                f"[cost] {key} names column {value!r}, which is not in the data; columns are "
-                f"{_column_list(frame)}"
-            )
-        column = pd.to_numeric(frame[value], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(column)
-        if bad.any():
-            kind = (
-                "infinite"
-                if (np.isinf(column) == bad).all()
-                else "missing, infinite or non-numeric"
+            number = _guess_number(value.strip())
+            hint = (
+                f" (for a number write {key} = {value.strip()} without quotes)"
+                if not isinstance(number, str)
+                else ""
             )
             raise CostError(
-                f"cost column {value!r} has {int(bad.sum())} {kind} value(s) (first at data row "
-                f"{int(np.flatnonzero(bad)[0]) + 1}); give every row a finite number"
+                f"[cost] {key} names column {value!r}, which is not in the data{hint}"
+                f"{_column_hint(value, frame)}"
             )
-        if (column < 0).any():
-            raise CostError(
-                f"cost column {value!r} has {int((column < 0).sum())} negative value(s); costs must "
-                "be >= 0 (write a gain as a smaller cost)"
-            )
-        arrays[key] = column
+        arrays[key] = _cost_column(frame[value])
     costs = CostMatrix(**arrays, per_example=any(isinstance(cost[k], str) for k in COST_KEYS))
     _check_cost_rows(costs)
     return costs
+
+
+def _cost_column(col: pd.Series) -> np.ndarray:
+    """One cost column as finite numbers >= 0, or a CostError saying which cells are not."""
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+    text = np.isnan(values) & ~empty
+    where = f"cost column {col.name!r}"
+    if text.any():
+        sample = str(col[text].iloc[0])
+        hint = (
+            "; set [data] decimal = ','"
+            if _COMMA_DECIMAL.fullmatch(sample.strip())
+            else "; give every row a number"
+        )
+        raise CostError(
+            f"{where} holds text such as {sample!r} in {int(text.sum())} row(s) "
+            f"({_rows_text(text)}){hint}"
+        )
+    for bad, what, fix in (
+        (empty, "is empty", "give every row a cost (0 if it costs nothing)"),
+        (np.isinf(values), "is infinite", "give every row a finite cost"),
+        (values < 0, "is negative", "costs must be >= 0 (write a gain as a smaller cost)"),
+        (values > MAX_COST, f"exceeds {MAX_COST:g}", "express the costs in larger units"),
+    ):
+        if bad.any():
+            raise CostError(f"{where} {what} in {int(bad.sum())} row(s) ({_rows_text(bad)}); {fix}")
+    return values
 
 
 def _check_cost_rows(c: CostMatrix) -> None:
@@ -242,74 +210,24 @@ def _check_cost_rows(c: CostMatrix) -> None:
         ("tn", "fp", "a negative is no cheaper passed than flagged"),
     ):
         # Equal costs are refused too: such a row has no cheaper decision, so it cannot be weighted.
-        rows = np.flatnonzero(getattr(c, worse) >= getattr(c, better))
-        if not rows.size:
-            continue  # (constant costs were checked with the spec)
-        shown = ", ".join(str(r + 1) for r in rows[:5]) + (" ..." if rows.size > 5 else "")
+        bad = getattr(c, worse) >= getattr(c, better)
+        if bad.any():
+            raise CostError(
+                f"C_{worse.upper()} >= C_{better.upper()} in {int(bad.sum())} row(s) "
+                f"({_rows_text(bad)}): {what}; check the cost columns"
+            )
+    # The auto weight range reaches 10 w*; far beyond 1e12 Adam's squared gradients overflow
+    # float32, so every trial would diverge. A ratio that extreme is a unit mistake, not a study.
+    ratio = float((c.fn - c.tp).sum() / (c.fp - c.tn).sum())
+    if not MAX_RATIO**-1 <= ratio <= MAX_RATIO:
         raise CostError(
-            f"C_{worse.upper()} >= C_{better.upper()} in {rows.size} row(s) (data rows {shown}): "
-            f"{what}; check the cost columns"
+            f"the costs make a missed positive {ratio:.3g} times as costly as a false alarm "
+            f"(w*); fnsearch needs a ratio between {MAX_RATIO**-1:g} and {MAX_RATIO:g} - check "
+            "the units of [cost]"
         )
 
 
 # --- features --------------------------------------------------------------------------------
-
-
-def feature_columns(frame: pd.DataFrame, data: dict[str, Any], cost: dict[str, Any]) -> list[str]:
-    """The columns used as features: all but the label, ``drop`` and the cost columns."""
-    missing = [c for c in data["drop"] if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"[data] drop names column(s) {', '.join(map(repr, missing))} not in the data; columns "
-            f"are {_column_list(frame)}"
-        )
-    excluded = {data["label"], *data["drop"], *(v for v in cost.values() if isinstance(v, str))}
-    features = [c for c in frame.columns if c not in excluded]
-    if not features:
-        raise DataError(
-            "no feature columns are left after removing the label, drop and cost "
-            "columns; keep at least one"
-        )
-    return features
-
-
-def _column_list(frame: pd.DataFrame) -> str:
-    cols = [str(c) for c in frame.columns]
-    return ", ".join(repr(c) for c in cols[:12]) + (" ..." if len(cols) > 12 else "")
-
-
-def _check_features(frame: pd.DataFrame, columns: list[str]) -> None:
-    for name in columns:
-        col = frame[name]
-        if _is_numeric(col):
-            values = col.to_numpy(dtype=float, na_value=np.nan)
-            if np.isinf(values).any():
-                raise DataError(
-                    f"feature column {name!r} holds infinite values ({int(np.isinf(values).sum())} "
-                    "rows); replace them or list the column in [data] drop"
-                )
-            continue
-        text = col.dropna().astype(str).str.strip()
-        text = text[text != ""]
-        if text.empty:
-            continue
-        numeric = text.str.fullmatch(_NUMBER.pattern)
-        share = float(numeric.mean())
-        if share >= 0.9:
-            if share == 1.0 and text.str.fullmatch(_COMMA_DECIMAL.pattern).mean() >= 0.5:
-                raise DataError(
-                    f"feature column {name!r} holds numbers with decimal commas (e.g. "
-                    f"{text.iloc[0]!r}); set [data] decimal = ','"
-                )
-            sample = text[~numeric].iloc[0] if share < 1.0 else text.iloc[0]
-            raise DataError(
-                f"feature column {name!r} looks numeric but is read as text (e.g. {sample!r}); "
-                f"add {sample!r} to [data] na_values if it means missing, or fix the column"
-            )
-
-
-def _is_numeric(col: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
 @dataclass(frozen=True)
@@ -384,7 +302,33 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
-        return cls(tuple(d["numeric"]), tuple(d["categorical"]))
+        """The inverse of :meth:`to_dict`; ``ValueError`` naming the fault for anything else."""
+        if not isinstance(d, dict) or set(d) != {"numeric", "categorical"}:
+            raise ValueError("expected the keys 'numeric' and 'categorical'")
+        numeric, categorical = d["numeric"], d["categorical"]
+        if not (isinstance(numeric, list) and isinstance(categorical, list)):
+            raise ValueError("'numeric' and 'categorical' must be lists")
+        for c in numeric:
+            if not (
+                isinstance(c, dict)
+                and isinstance(c.get("name"), str)
+                and all(_finite_number(c.get(k)) for k in ("median", "mean", "scale"))
+                and c["scale"] != 0
+            ):
+                raise ValueError(f"bad numeric entry {str(c)[:80]}")
+        for c in categorical:
+            if not (
+                isinstance(c, dict)
+                and isinstance(c.get("name"), str)
+                and isinstance(c.get("categories"), list)
+                and all(isinstance(v, str) for v in c["categories"])
+            ):
+                raise ValueError(f"bad categorical entry {str(c)[:80]}")
+        return cls(tuple(numeric), tuple(categorical))
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _numbers(col: pd.Series) -> np.ndarray:
@@ -458,14 +402,14 @@ def prepare_dataset(spec: Any) -> Dataset:
     frame = read_table(data, label=data["label"])
     if data["label"] not in frame.columns:
         raise DataError(
-            f"label column {data['label']!r} is not in the data; columns are {_column_list(frame)}"
+            f"label column {data['label']!r} is not in the data{_column_hint(data['label'], frame)}"
         )
     if len(frame) == 0:
         raise DataError("the data has a header but no rows; give a file with data rows")
     y, positive_label, negative_label = map_labels(frame[data["label"]], data["positive"])
-    costs = read_costs(frame, spec.cost)
+    costs = read_costs(frame, spec.cost, data["label"])
     columns = feature_columns(frame, data, spec.cost)
-    _check_features(frame, columns)
+    check_features(frame, columns, data["decimal"])
     features = frame[columns].reset_index(drop=True)
 
     _check_class_counts(y)
@@ -474,8 +418,7 @@ def prepare_dataset(spec: Any) -> Dataset:
     train, val = train_test_split(
         rest, test_size=data["val"] / (1 - data["test"]), stratify=y[rest], random_state=seed
     )
-    for name, part in (("train", train), ("val", val), ("test", test)):
-        _check_split(name, y[part], y)
+    _check_splits(y, {"train": train, "val": val, "test": test})
     n_folds = resolve_folds(spec.search["folds"], train.size + val.size)
     pool = np.concatenate([train, val])
     if n_folds > 1:
@@ -509,22 +452,28 @@ def _check_class_counts(y: np.ndarray) -> None:
             )
 
 
-def _check_split(name: str, part: np.ndarray, y: np.ndarray) -> None:
+def _check_splits(y: np.ndarray, parts: dict[str, np.ndarray]) -> None:
+    # The exact counts of the actual split: a split that can be made is never refused.
     for cls, what in ((1, "positives"), (0, "negatives")):
-        n = int((part == cls).sum())
-        if n < MIN_PER_CLASS:
+        counts = {name: int((y[rows] == cls).sum()) for name, rows in parts.items()}
+        short = [name for name, n in counts.items() if n < MIN_PER_CLASS]
+        if short:
             raise DataError(
-                f"the {name} split gets only {n} {what} (of {int((y == cls).sum())}); need at least "
-                f"{MIN_PER_CLASS} per split - add data or change [data] val/test"
+                f"the {' and '.join(short)} split{'s' if len(short) > 1 else ''} would get fewer "
+                f"than {MIN_PER_CLASS} {what}: of {int((y == cls).sum())}, train / val / test get "
+                f"{' / '.join(str(n) for n in counts.values())}; add data or change [data] val/test"
             )
 
 
 def _check_fold_counts(y_pool: np.ndarray, n_folds: int) -> None:
+    # Stratified folds hold floor(n / k) or ceil(n / k) of each class: floor is the exact minimum.
     for cls, what in ((1, "positives"), (0, "negatives")):
         n = int((y_pool == cls).sum())
         if n // n_folds < MIN_PER_CLASS:
+            most = n // MIN_PER_CLASS
+            fix = f"{most} or lower" if most >= 2 else "1"
             raise DataError(
-                f"{n_folds}-fold cross-validation would give folds of {n // n_folds} {what} (of {n} "
-                f"in train+val); need at least {MIN_PER_CLASS} - set [search] folds lower (1 = one "
-                "validation split)"
+                f"{n_folds}-fold cross-validation would give some folds only {n // n_folds} {what} "
+                f"(of {n} in train+val); each needs at least {MIN_PER_CLASS} - set [search] folds "
+                f"= {fix} (1 = one validation split)"
             )

@@ -168,7 +168,12 @@ def to_sequential_state(
 def from_sequential_state(
     state: dict[str, torch.Tensor],
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """The inverse of :func:`to_sequential_state` (weights ``(fan_in, fan_out)``, biases ``(1, out)``)."""
+    """The inverse of :func:`to_sequential_state` (weights ``(fan_in, fan_out)``, biases ``(1, out)``).
+
+    Raises ``ValueError`` naming what is wrong when ``state`` is not such a state_dict (a model file
+    from elsewhere, or tampered with).
+    """
+    _check_sequential_state(state)
     n_layers = len(state) // 2
     weights = [state[f"{2 * i}.weight"].t() for i in range(n_layers)]
     biases = [state[f"{2 * i}.bias"].reshape(1, -1) for i in range(n_layers)]
@@ -185,3 +190,26 @@ def sequential(arch: Architecture) -> torch.nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(act())
     return torch.nn.Sequential(*layers)
+
+
+def _check_sequential_state(state: dict[str, torch.Tensor]) -> None:
+    n_layers = len(state) // 2
+    expected = {f"{2 * i}.{kind}" for i in range(n_layers) for kind in ("weight", "bias")}
+    if n_layers == 0 or set(state) != expected:
+        raise ValueError(f"unexpected keys {sorted(state)[:6]}")
+    fan_in = None
+    for i in range(n_layers):
+        w, b = state[f"{2 * i}.weight"], state[f"{2 * i}.bias"]
+        if not (w.is_floating_point() and b.is_floating_point()):
+            raise ValueError(f"layer {i} is not floating point")
+        if (
+            w.dim() != 2
+            or b.shape != (w.shape[0],)
+            or (fan_in is not None and w.shape[1] != fan_in)
+        ):
+            raise ValueError(f"layer {i} has shapes {tuple(w.shape)} and {tuple(b.shape)}")
+        if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
+            raise ValueError(f"layer {i} holds non-finite parameters")
+        fan_in = w.shape[0]
+    if fan_in != 1:
+        raise ValueError(f"the last layer has {fan_in} outputs, not 1")

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import Preprocessor, read_table
+from .data import Preprocessor
 from .errors import DataError, ModelFileError
 from .models import Architecture, PopulationNet, from_sequential_state
 from .runfolder import load_run
+from .table import read_table
 
 __all__ = ["Predictor", "load_predictor"]
 
@@ -72,7 +73,8 @@ def predict_file(run_dir: str | os.PathLike[str], data: str | os.PathLike[str]) 
     """Read DATA with the run's recorded CSV options and predict every row."""
     predictor = load_predictor(run_dir)
     if not str(data).startswith("builtin:") and not Path(data).is_file():
-        raise DataError(f"data file {str(data)!r} does not exist; check the DATA argument")
+        what = "is a folder, not a file" if Path(data).is_dir() else "does not exist"
+        raise DataError(f"data file {str(data)!r} {what}; check the DATA argument")
     spec_data = dict(predictor.summary["spec"]["data"])
     spec_data["path"] = str(Path(data))
     frame = read_table(spec_data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .data import Preprocessor
-from .errors import ModelFileError
+from .data import Preprocessor, _finite_number
+from .errors import FnsearchError, ModelFileError
+from .models import from_sequential_state
 
 if TYPE_CHECKING:
     from .result import TuneResult
@@ -84,8 +86,43 @@ def _json_text(data: Any) -> str:
 def load_run(
     run_dir: str | os.PathLike[str],
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], Preprocessor]:
-    """The summary, model state and preprocessing of a run folder (no code from it is executed)."""
+    """The summary, model state and preprocessing of a run folder (no code from it is executed).
+
+    Every file is checked for what predict needs, so a truncated or tampered folder is a
+    :class:`ModelFileError` naming the file, never a crash or a silently wrong score.
+    """
     d = Path(run_dir)
+    rebuild = f"rebuild it with `fnsearch report {shlex.quote(str(d))}`"
+    summary = _load_summary(d, rebuild)
+    try:
+        state = torch.load(d / MODEL, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelFileError(f"{str(d / MODEL)!r} is missing; {rebuild}") from None
+    except Exception as e:  # torch raises many types for a truncated or tampered file
+        raise ModelFileError(
+            f"{str(d / MODEL)!r} is not a valid fnsearch model ({type(e).__name__}); {rebuild}"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{str(d / MODEL)!r} does not hold a state_dict of tensors; {rebuild}")
+    try:
+        from_sequential_state(state)
+    except ValueError as e:
+        raise ModelFileError(
+            f"{str(d / MODEL)!r} is not a valid fnsearch model ({e}); {rebuild}"
+        ) from None
+    try:
+        pre = Preprocessor.from_dict(json.loads((d / PREPROCESSING).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ModelFileError(
+            f"{str(d / PREPROCESSING)!r} is missing or corrupt ({e}); {rebuild}"
+        ) from None
+    return summary, state, pre
+
+
+def _load_summary(d: Path, rebuild: str) -> dict[str, Any]:
+    """``summary.json`` with its spec re-validated (older summaries gain newer defaults)."""
+    from .spec import load_spec
+
     if not (d / SUMMARY).is_file():
         raise ModelFileError(
             f"{str(d)!r} is not a run folder (no {SUMMARY}); run `fnsearch search` "
@@ -94,33 +131,21 @@ def load_run(
     try:
         summary = json.loads((d / SUMMARY).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(
-            f"{str(d / SUMMARY)!r} is corrupt ({e}); rebuild it with `fnsearch report {d}`"
-        ) from None
+        raise ModelFileError(f"{str(d / SUMMARY)!r} is corrupt ({e}); {rebuild}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("spec"), dict):
+        raise ModelFileError(f"{str(d / SUMMARY)!r} is not an fnsearch summary; {rebuild}")
     if summary.get("best") is None:
         raise ModelFileError(
             f"run {str(d)!r} has no chosen model: no trial completed; see its report.html for why"
         )
+    best = summary["best"]
+    threshold = best.get("threshold") if isinstance(best, dict) else None
+    if not _finite_number(threshold):
+        raise ModelFileError(f"{str(d / SUMMARY)!r} has no finite best.threshold; {rebuild}")
     try:
-        state = torch.load(d / MODEL, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
+        summary["spec"] = load_spec(summary["spec"]).to_dict()
+    except FnsearchError as e:
         raise ModelFileError(
-            f"{str(d / MODEL)!r} is missing; rebuild it with `fnsearch report {d}`"
+            f"{str(d / SUMMARY)!r} holds an invalid spec ({e}); {rebuild}"
         ) from None
-    except Exception as e:  # torch raises many types for a truncated or tampered file
-        raise ModelFileError(
-            f"{str(d / MODEL)!r} is not a valid fnsearch model ({type(e).__name__}); rebuild it with "
-            f"`fnsearch report {d}`"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelFileError(
-            f"{str(d / MODEL)!r} does not hold a state_dict of tensors; rebuild it"
-        )
-    try:
-        pre = Preprocessor.from_dict(json.loads((d / PREPROCESSING).read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ModelFileError(
-            f"{str(d / PREPROCESSING)!r} is missing or corrupt ({e}); rebuild it "
-            f"with `fnsearch report {d}`"
-        ) from None
-    return summary, state, pre
+    return summary

@@ -59,6 +59,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "test": 0.2,
         "sep": ",",
         "decimal": ".",
+        "thousands": None,  # None: numbers have no thousands separators
         "na_values": [],
         "encoding": "utf-8",
     },
@@ -143,10 +144,14 @@ def _known_encoding(v: Any) -> bool:
         return False
 
 
+# A cost above this is surely a unit mistake; sums of such costs over many rows overflow.
+MAX_COST = 1e15
+
+
 def _cost() -> tuple[Callable[[Any], bool], str]:
     return (
-        lambda v: (_is_num(v) and v >= 0 and v != float("inf")) or (isinstance(v, str) and v != "")
-    ), "a number >= 0 or the name of a cost column"
+        lambda v: (_is_num(v) and 0 <= v <= MAX_COST) or (isinstance(v, str) and v != "")
+    ), f"a number from 0 to {MAX_COST:g} or the name of a cost column"
 
 
 _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
@@ -170,6 +175,12 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "test": _fraction(),
         "sep": _text(),
         "decimal": ((lambda v: isinstance(v, str) and len(v) == 1), "a single character"),
+        "thousands": _or_none(
+            (
+                (lambda v: isinstance(v, str) and len(v) == 1 and not v.isdigit()),
+                "a single character",
+            )
+        ),
         "na_values": (
             (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
             "a list of strings",
@@ -306,7 +317,8 @@ def _read(spec: Any) -> tuple[dict[str, Any], str | None, str]:
         )
     path = Path(spec)
     if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist; check the path")
+        what = "is a folder, not a TOML file" if path.is_dir() else "does not exist"
+        raise SpecError(f"spec file {str(path)!r} {what}; check the path")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
@@ -390,6 +402,11 @@ def _check_cross(m: dict[str, dict[str, Any]]) -> None:
         raise SpecError(
             f"[data] decimal and sep are both {data['sep']!r}; a CSV with decimal commas is "
             "separated by ';' - set sep = ';' (or decimal = '.')"
+        )
+    if data["thousands"] is not None and data["thousands"] == data["decimal"]:
+        raise SpecError(
+            f"[data] thousands and decimal are both {data['decimal']!r}; numbers such as "
+            "'1.234,5' need thousands = '.' and decimal = ','"
         )
     low, high = search["low"], search["high"]
     if low != "auto" and high != "auto" and low >= high:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,10 +28,13 @@ from .spec import mask_url
 __all__ = [
     "STUDY_FILE",
     "WriteBehindFileBackend",
+    "drop_torn_tail",
     "make_storage",
     "run_folder_lock",
     "write_behind",
 ]
+
+log = logging.getLogger("fnsearch")
 
 STUDY_FILE = "study.log"  # the default storage: a journal file in the run folder
 LOCK_FILE = ".fnsearch.lock"
@@ -56,6 +60,28 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def drop_torn_tail(run_dir: Path) -> None:
+    """Cut a partly written last entry off the run folder's journal (a write cut short by a crash
+    or a full disk). Optuna skips such a line when reading, but a later append would glue onto it
+    and make the whole file unreadable. Call it only while holding :func:`run_folder_lock`."""
+    path = run_dir / STUDY_FILE
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - (1 << 20)))
+        tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        keep = size - len(tail) + cut + 1 if cut >= 0 else 0
+        if cut < 0 and size > len(tail):
+            return  # a last entry over 1 MiB long: not a journal fnsearch wrote; leave it be
+        f.truncate(keep)
+    log.warning("%s ended in a partly written entry (an interrupted write); dropped it", path)
+
+
 class WriteBehindFileBackend(BaseJournalBackend):
     """A :class:`JournalFileBackend` whose appends can be held back and written in one go."""
 
@@ -67,12 +93,16 @@ class WriteBehindFileBackend(BaseJournalBackend):
         self._in_file = 0  # logs in the file when holding started
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        if self._held is None:
-            yield from self._file.read_logs(log_number_from)
-            return
-        if log_number_from < self._in_file:
-            yield from self._file.read_logs(log_number_from)
-        yield from self._held_logs[max(0, log_number_from - self._in_file) :]
+        if self._held is None or log_number_from < self._in_file:
+            try:
+                yield from self._file.read_logs(log_number_from)
+            except ValueError:  # json.JSONDecodeError, or optuna's "Invalid log format."
+                raise StorageError(
+                    f"{self._path} is damaged: a line in it is not an Optuna journal entry; move "
+                    "it away to start the study afresh, or restore it from a copy"
+                ) from None
+        if self._held is not None:
+            yield from self._held_logs[max(0, log_number_from - self._in_file) :]
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if self._held is None:

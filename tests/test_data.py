@@ -63,7 +63,7 @@ def test_labels_map_only_through_the_positive_value(raw, positive, expected_posi
         ),
         (["1.0", "0.0"], "1", r"write positive = 1 without quotes"),
         (["a", "a"], "a", r"no negatives"),
-        (["a", None, "b"], "a", r"empty in 1 row"),
+        (["a", None, "b"], "a", r"empty in 1 of 3 row\(s\) \(data row 2\)"),
     ],
 )
 def test_label_mistakes(raw, positive, match):
@@ -133,7 +133,7 @@ def test_drop_and_cost_columns_are_not_features(tmp_path):
             lambda d: d.assign(c=[np.nan] + [1.0] * (len(d) - 1)),
             {"fn": "c", "fp": 1},
             CostError,
-            r"1 missing, infinite or non-numeric",
+            r"cost column .c. is empty in 1 row\(s\) \(data row 1\)",
         ),
         (lambda d: d.assign(c=-1.0), {"fn": "c", "fp": 1}, CostError, r"negative"),
         (
@@ -146,13 +146,13 @@ def test_drop_and_cost_columns_are_not_features(tmp_path):
             lambda d: d.assign(c=[1.0] + [2.0] * (len(d) - 1)),
             {"fn": "c", "fp": 1, "tp": 1},
             CostError,
-            r"C_TP >= C_FN in 1 row\(s\) \(data rows 1\)",
+            r"C_TP >= C_FN in 1 row\(s\) \(data row 1\)",
         ),
         (
             lambda d: d.assign(c=[0.0, 1.0] + [0.0] * (len(d) - 2)),
             {"fn": 5, "fp": 1, "tn": "c"},
             CostError,
-            r"C_TN >= C_FP in 1 row\(s\) \(data rows 2\): a negative is no cheaper passed",
+            r"C_TN >= C_FP in 1 row\(s\) \(data row 2\): a negative is no cheaper passed",
         ),
     ],
 )
@@ -237,3 +237,79 @@ def test_multi_character_sep_warns_nothing(tmp_path):
         warnings.simplefilter("error")
         ds = prepare_dataset(spec_for(path, sep=";;"))
     assert list(ds.features.columns) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            ["0,439", "-1,25", "3,5"],
+            "decimal commas (e.g. '0,439'), read as text; set [data] decimal = ','",
+        ),
+        (
+            ["1,234,567", "12,000"],
+            "thousands separators (e.g. '1,234,567'), read as text; set [data] thousands = ','",
+        ),
+        (
+            ["1.234,5", "2,25"],
+            "set [data] thousands = '.' and decimal = ','",
+        ),
+        (
+            ["57,000", "12,500"],
+            "if ',' separates thousands set [data] thousands = ','; if it is the decimal mark",
+        ),
+        ([f"{v} kg" for v in range(20)], "unit or symbol (e.g. '0 kg')"),
+        ([f"{v}%" for v in range(20)], "unit or symbol (e.g. '0%')"),
+        ([f"{v},50 €" for v in range(20)], "unit or symbol (e.g. '0,50 €')"),
+        (["36 months", "60 months"] * 10, None),  # a few levels: a category
+        (["A11", "A12", "A14"] * 10, None),  # codes, not numbers
+        ([f"{v}B" for v in range(20)], None),  # flat numbers such as '12B' are codes too
+        (
+            [*map(str, range(19)), "?"],
+            "looks numeric but is read as text (e.g. '?'); add '?' to [data] na_values",
+        ),
+    ],
+)
+def test_numeric_text_gets_the_fix_that_reads_it(values, expected):
+    """Check which fix each way of writing numbers as text is told (None: a fair text column)."""
+    from fnsearch.features import _numeric_text_problem
+
+    problem = _numeric_text_problem("c", pd.Series(values), ".")
+    assert problem == expected if expected is None else expected in problem
+
+
+def test_label_cells_are_read_raw_but_blank_is_missing(tmp_path):
+    """Check that a class spelt 'None' or 'NA' is a label (pandas reads those as missing), while a
+    blank label cell is missing; features keep pandas' missing markers."""
+    df = frame(300)
+    df["y"] = np.where(df["y"] == 1, "None", "NA")
+    df["a"] = df["a"].astype(object)
+    df.loc[0, "a"] = "NA"
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    ds = prepare_dataset(spec_for(path, positive="None"))
+    assert ds.positive_label == "None" and int(ds.y.sum()) == int((df["y"] == "None").sum())
+    assert np.isnan(ds.features["a"].iloc[0])
+    df.loc[7, "y"] = " "
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"empty in 1 of 300 row\(s\) \(data row 8\)"):
+        prepare_dataset(spec_for(path, positive="None"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"numeric": [{"name": "a"}], "categorical": []},
+        {
+            "numeric": [{"name": "a", "median": 0, "mean": 0, "scale": float("nan")}],
+            "categorical": [],
+        },
+        {"numeric": [], "categorical": [{"name": "b", "categories": [1, 2]}]},
+        {"numeric": 3, "categorical": []},
+    ],
+)
+def test_preprocessing_from_dict_refuses_anything_else(bad):
+    """Check that a tampered preprocessing.json is a ValueError, not a crash at transform time."""
+    with pytest.raises(ValueError):
+        Preprocessor.from_dict(bad)

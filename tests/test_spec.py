@@ -49,7 +49,10 @@ def test_bundled_specs_load():
         (with_("search", low=-1), r"\[search\] low must be"),
         (with_("study", n_trials=0), r"\[study\] n_trials must be an integer >= 1, got 0"),
         (with_("search", sampler="random"), r"sampler must be one of 'tpe', 'gp', 'grid'"),
-        (with_("cost", fn=-1), r"\[cost\] fn must be a number >= 0 or the name of a cost column"),
+        (
+            with_("cost", fn=-1),
+            r"\[cost\] fn must be a number from 0 to 1e\+15 or the name of a cost column",
+        ),
         (with_("cost", fn=1, tp=2), r"fn \(1\) must exceed tp \(2\)"),
         (with_("cost", fp=0), r"fp \(0\) must exceed tn \(0\)"),
         (with_("data", val=0.5, test=0.45), r"val \+ test"),

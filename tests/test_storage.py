@@ -80,3 +80,33 @@ def test_a_run_folder_in_use_is_refused(tmp_path):
         assert not (run / STUDY_FILE).exists()
     tune(german_spec(tmp_path), overrides={**FAST, "study.n_trials": 2}, out=run)  # free again
     assert (run / STUDY_FILE).exists()
+
+
+def test_a_torn_last_entry_is_dropped_and_the_study_resumes(tmp_path):
+    """Check that a journal cut mid-entry loses only that entry, and appends after it stay
+    readable; a complete journal is left byte for byte."""
+    from fnsearch.storage import drop_torn_tail
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=make_storage(None, tmp_path), study_name="s")
+    round_of(study, 3)
+    path = tmp_path / STUDY_FILE
+    whole = path.read_bytes()
+    drop_torn_tail(tmp_path)
+    assert path.read_bytes() == whole
+    path.write_bytes(whole[:-25])  # the last entry, cut short
+    drop_torn_tail(tmp_path)
+    assert path.read_bytes() == whole[: whole[:-25].rfind(b"\n") + 1]
+    study = optuna.load_study(study_name="s", storage=make_storage(None, tmp_path))
+    round_of(study, 2)
+    again = optuna.load_study(study_name="s", storage=make_storage(None, tmp_path))
+    assert len(again.get_trials()) == 5
+
+
+def test_a_damaged_journal_is_a_storage_error(tmp_path):
+    """Check that a line that is not a journal entry gives StorageError naming the file."""
+    from fnsearch.errors import StorageError
+
+    (tmp_path / STUDY_FILE).write_text('garbage\n{"op_code": 0}\n')
+    with pytest.raises(StorageError, match=r"study\.log is damaged.*move it away"):
+        optuna.create_study(storage=make_storage(None, tmp_path), study_name="s")
