@@ -243,7 +243,7 @@ def trial_epochs(row: pd.Series, fallback: int) -> int:
 
 
 def candidates(
-    trials: pd.DataFrame, *, w_star: float, fallback_epochs: int, tune_threshold: bool = True
+    trials: pd.DataFrame, *, w_star: float, fallback_epochs: int
 ) -> tuple[list[Candidate], list[float]]:
     """The candidate policies from the complete trials, and the plateau ``[low, high]``."""
     ok = trials[(trials["state"] == "complete") & np.isfinite(trials["value"])]
@@ -254,7 +254,7 @@ def candidates(
     h = smoothing_bandwidth(x)
     value = kernel_smooth(x, ok["value"].to_numpy(float), x, h)
     tuned_raw = ok["tuned_value"].to_numpy(float)
-    has_tuned = tune_threshold and np.isfinite(tuned_raw).all()
+    has_tuned = bool(np.isfinite(tuned_raw).all())
     tuned = kernel_smooth(x, tuned_raw, x, h) if has_tuned else None
 
     def exact(w: float) -> int | None:  # the (first, i.e. enqueued) trial at exactly this weight
@@ -288,8 +288,13 @@ def candidates(
     return out, [float(near.min()), float(near.max())]
 
 
-def choose(found: list[Candidate], rule: str = "one_se") -> tuple[Candidate, str] | None:
-    """The chosen candidate and a sentence saying which rule picked it."""
+def choose(
+    found: list[Candidate], rule: str = "one_se", *, thresholds: bool = True
+) -> tuple[Candidate, str] | None:
+    """The chosen candidate and a sentence saying which rule picked it. ``thresholds=False``
+    (``[search] tune_threshold = false``) leaves out the policies with a tuned threshold."""
+    if not thresholds:
+        found = [c for c in found if c.policy in ("theory_weight", "searched")]
     if not found:
         return None
     lowest = min(found, key=lambda c: c.val_cost)
@@ -470,13 +475,8 @@ def build_result(
     """Choose, evaluate on test, refit, and assemble the result of a finished study."""
     seed = spec.study["seed"]
     table = trials_frame(study)
-    found, plateau = candidates(
-        table,
-        w_star=w_star,
-        fallback_epochs=config.epochs,
-        tune_threshold=spec.search["tune_threshold"],
-    )
-    picked = choose(found, spec.search["choose"])
+    found, plateau = candidates(table, w_star=w_star, fallback_epochs=config.epochs)
+    picked = choose(found, spec.search["choose"], thresholds=spec.search["tune_threshold"])
     chosen = picked[0] if picked else None
     hold = _evaluate_holdout(dataset, config, device, found, chosen, w_star, seed)
     model_state = preprocessor = None

@@ -232,3 +232,12 @@ def test_no_trial_completes():
     assert result.best is None and result.test is None
     assert result.to_dict()["best"] is None
     assert result.baselines["unweighted"]["cost_per_example"] > 0
+
+
+def test_without_threshold_tuning_only_weights_compete():
+    """Check that tune_threshold = false leaves the threshold policies out of the choice."""
+    weights = np.geomspace(0.5, 50, 21)
+    table = table_of([5.0, 1.0, *weights], [0.6] * 23, tuned=[0.3] * 23)
+    found, _ = candidates(table, w_star=5.0, fallback_epochs=100)
+    assert choose(found)[0].policy == "tuned_threshold"
+    assert choose(found, thresholds=False)[0].policy == "theory_weight"

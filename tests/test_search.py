@@ -96,3 +96,38 @@ def test_population_and_range_rules():
     assert [population_size(spec, n) for n in (1, 8, 64, 1000)] == [1, 2, 16, 64]
     assert weight_range(spec, 5.0, 2.33) == (0.1, 50.0)
     assert weight_range(spec, 0.5, 30.0) == (0.05, 300.0)
+
+
+def test_per_example_costs_train_as_sample_weights(tmp_path, german):
+    """Check that cost columns give cost-proportionate sample weights (5 : 1 here, mean 1) and a
+    theory weight of 1, and that the trial is scored with each row's own costs."""
+    from fnsearch.api import _Plan
+    from fnsearch.search import Evaluator
+
+    path = tmp_path / "g.parquet"
+    german.assign(cfn=5.0, cfp=1.0).to_parquet(path)
+    spec = load_spec(
+        {
+            "data": {"path": str(path), "label": "risk", "positive": "bad"},
+            "cost": {"fn": "cfn", "fp": "cfp"},
+        },
+        FAST,
+    )
+    plan = _Plan.make(spec)
+    assert plan.w_star == 1.0
+    split = Evaluator(plan.dataset, plan.config, plan.device).splits[0]
+    sw, y = split.sample_weight.numpy(), split.y.numpy()
+    assert sw.mean() == pytest.approx(1.0, rel=1e-5)
+    assert sw[y == 1] == pytest.approx(5 * sw[y == 0][0], rel=1e-5)
+    result = tune(spec)
+    assert result.cost["theory_weight"] == 1.0 and result.best is not None
+
+
+def test_repeats_average_rows_over_initialisations():
+    """Check that repeats = 2 stores one epoch count per (repeat, fold), a cross-fitted threshold
+    cost per trial, and values that differ from one repeat's."""
+    one = tune(SPEC, overrides=FAST).trials_table
+    two = tune(SPEC, overrides={**FAST, "search.repeats": 2}).trials_table
+    assert all(len(e.split(";")) == 2 for e in two["epochs"])
+    assert two["tuned_value"].notna().all() and two["tuned_value_se"].gt(0).all()
+    assert one.loc[0, "value"] != two.loc[0, "value"]
