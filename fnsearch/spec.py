@@ -81,7 +81,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "epochs": 100,
         "batch_size": 64,
         "lr": 3e-3,
-        "weight_decay": 1e-4,
+        "weight_decay": "auto",
         "patience": 10,
         "device": "auto",
         "threads": "auto",
@@ -205,7 +205,9 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "epochs": _int_at_least(1),
         "batch_size": _int_at_least(1),
         "lr": _positive_number(),
-        "weight_decay": ((lambda v: _is_num(v) and 0 <= v < float("inf")), "a number >= 0"),
+        "weight_decay": _or_auto(
+            ((lambda v: _is_num(v) and 0 <= v < float("inf")), "a number >= 0")
+        ),
         "patience": _int_at_least(0),
         "device": (
             (

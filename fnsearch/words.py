@@ -22,7 +22,7 @@ BASELINE_WORDS = {
     "unweighted": "unweighted (w = 1, threshold 0.5)",
     "theory_weight": "theory weight (w*, threshold 0.5)",
     "tuned_threshold": "tuned threshold (w = 1)",
-    "bayes_threshold": "Bayes threshold (unweighted model, threshold from the costs)",
+    "bayes_threshold": "Bayes threshold (w = 1)",
     "searched": "searched weight (threshold 0.5)",
     "searched_tuned_threshold": "searched weight, tuned threshold",
     "all_negative": "flag nobody",

@@ -134,3 +134,10 @@ def test_cuda_population_matches_cpu():
     cpu_fit = train_population(split, np.array([1.0, 5.0]), config())
     gpu_fit = train_population(cuda, np.array([1.0, 5.0]), config())
     np.testing.assert_allclose(cpu_fit.val_logits, gpu_fit.val_logits, atol=1e-3, rtol=1e-3)
+
+
+def test_auto_weight_decay_shrinks_with_the_rows():
+    """Check that weight_decay = auto is 8 / training rows of the fit, and a number stays itself."""
+    split = toy_split(n=400)
+    assert config(weight_decay="auto").weight_decay_for(split) == pytest.approx(8 / 400)
+    assert config(weight_decay=1e-3).weight_decay_for(split) == 1e-3
