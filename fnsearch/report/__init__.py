@@ -240,7 +240,10 @@ def _cards(result: TuneResult) -> str:
     if best is None or test is None:
         return ""
     lo, hi = test["ci95"]
-    others = {k: v for k, v in result.baselines.items() if k in _COMPARED}
+    # the baselines that are another policy than the chosen one (the same one has no difference)
+    others = {
+        k: v for k, v in result.baselines.items() if k in _COMPARED and "chosen_minus_this" in v
+    }
     best_base = min(others, key=lambda k: others[k]["cost_per_example"]) if others else None
     threshold = 0.5 if best.get("threshold") is None else best["threshold"]
     cards = [
