@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # multi-GB CUDA build. The pyproject's torch range admits it, so nothing more is downloaded.
 TORCH ?= torch==2.13.0
 
-.PHONY: install chromium demo test lint format bench clean gpu-wheels
+.PHONY: install chromium demo test lint format bench quality clean gpu-wheels
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ format: install
 bench: install
 	$(PY) bench/storage.py
 	$(PY) bench/speed.py
+
+# Choice quality against scikit-learn peers (about 15 minutes on 2 cores; README "Does it pick well?").
+quality: install
+	OMP_NUM_THREADS=1 $(PY) bench/quality.py --set model.threads=1
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
