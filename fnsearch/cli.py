@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -221,8 +225,11 @@ def _worker(args: argparse.Namespace) -> int:
     done = work(
         args.spec, overrides=_overrides(args.set), storage=args.storage, n_trials=args.trials
     )
+    stopped = f"; {done.stopped_reason}" if done.stopped_reason else ""
     print(
-        f"study holds {done.finished} finished trial(s); {done.complete} complete", file=sys.stdout
+        f"study holds {done.finished} finished trial(s); {done.complete} complete, "
+        f"{done.failed} failed{stopped}",
+        file=sys.stdout,
     )
     return EXIT_OK if done.complete > 0 else EXIT_NO_TRIAL
 
@@ -272,14 +279,36 @@ _COMMANDS = {
 }
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a search as Ctrl-C does: the round is failed cleanly
+
+
+def _scrubbed(text: str, args: argparse.Namespace) -> str:
+    from .spec import url_secrets
+
+    for secret in url_secrets(getattr(args, "storage", None)) + url_secrets(
+        os.environ.get("FNSEARCH_STORAGE")
+    ):
+        text = text.replace(secret, "***")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script passes it to ``sys.exit``)."""
     args = _parser().parse_args(argv)
     _setup_logging(getattr(args, "quiet", False) or args.command in ("predict", "datasets"))
+    on_term = signal.getsignal(signal.SIGTERM)
+    catch_term = (
+        args.command in ("search", "worker")
+        and on_term is not None
+        and threading.current_thread() is threading.main_thread()
+    )
+    if catch_term:
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _COMMANDS[args.command](args)
     except FnsearchError as e:
-        print(f"fnsearch: error: {e}", file=sys.stderr)
+        print(f"fnsearch: error: {_scrubbed(str(e), args)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print(
@@ -289,6 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except Exception:  # a bug: the traceback helps, the storage password must not be in it
+        print(_scrubbed(traceback.format_exc(), args), file=sys.stderr, end="")
+        return EXIT_BUG
+    finally:
+        if catch_term:
+            signal.signal(signal.SIGTERM, on_term)
 
 
 if __name__ == "__main__":  # pragma: no cover
