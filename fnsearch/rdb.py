@@ -234,6 +234,15 @@ class _AdvisoryLocks:
             except Exception:  # the connection is gone, and the server dropped the lock with it
                 self.close()
 
+    def initialised(self) -> bool:
+        """Whether Optuna finished setting this database up (tables made and versions stamped)."""
+        import sqlalchemy
+
+        conn = self._connection()
+        if conn.execute(sqlalchemy.text("SELECT to_regclass('alembic_version')")).scalar() is None:
+            return False
+        return conn.execute(sqlalchemy.text("SELECT count(*) FROM alembic_version")).scalar() > 0
+
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
@@ -297,7 +306,12 @@ def connect(url: str) -> Iterator[Database]:
             locks = _AdvisoryLocks(url)
             stack.callback(locks.close)
         database = Database(url, exclusive=url.startswith("sqlite"), locks=locks)
-        with database.lock("tables"):  # Optuna creates its tables on a database's first use
+        # Optuna sets a database up on its first use; joiners of a set-up one need not queue.
+        try:
+            ready = locks is not None and locks.initialised()
+        except Exception:  # the tables lock is then taken: slower, never wrong
+            ready = False
+        with contextlib.nullcontext() if ready else database.lock("tables"):
             database.storage = open_rdb(url)
         stack.callback(database.storage.engine.dispose)
         yield database

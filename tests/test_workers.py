@@ -29,15 +29,17 @@ from fnsearch.workers import (
     shielded,
 )
 
-from .conftest import ROOT
+from .conftest import ROOT, run_cli
 
 DIST = {"pos_weight": FloatDistribution(0.1, 100, log=True)}
 NAME = "shared"
 
 
-def worker_spec(tmp_path: Path, *, n_trials: int, epochs: int, population: int = 2) -> Path:
-    """German credit, one split, a tiny MLP; ``epochs`` sets how long one round trains (minibatches
-    of 8 make each epoch ~75 steps, so 150 epochs is about a second)."""
+def worker_spec(
+    tmp_path: Path, *, n_trials: int, epochs: int, population: int = 2, batch_size: int = 8
+) -> Path:
+    """German credit, one split, a tiny MLP, one thread; ``epochs`` sets how long a round trains
+    (minibatches of 8 make each epoch ~75 steps, so 150 epochs is about a second)."""
     path = tmp_path / "worker.toml"
     path.write_text(
         f"""
@@ -59,7 +61,7 @@ population = {population}
 epochs = {epochs}
 patience = 0
 hidden = [8]
-batch_size = 8
+batch_size = {batch_size}
 threads = 1
 """,
         encoding="utf-8",
@@ -154,7 +156,7 @@ def test_a_worker_killed_mid_round_loses_nothing(tmp_path, pg_url):
     """Check that when one of three workers is SIGKILLed while its trials run, the others fail
     those trials (the worker died), run each weight again exactly once, and the study ends with N
     complete trials and none running."""
-    n = 10
+    n = 8
     spec = worker_spec(tmp_path, n_trials=n, epochs=150)
     procs = [start(tmp_path, f"w{i}", "worker", spec, "--storage", pg_url) for i in range(3)]
     victim = procs[0]
@@ -182,38 +184,56 @@ def test_a_worker_killed_mid_round_loses_nothing(tmp_path, pg_url):
     assert len({t.number for t in trials}) == len(trials)
 
 
+# What `fnsearch worker` does, with a barrier between the data preparation and the storage open
+# (the moment that races), so every process opens the database within microseconds of the others.
 SIMULTANEOUS = """
-import sys, time
-from fnsearch import work
-spec, start, urls = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-for i, url in enumerate(urls):
-    while time.time() < start + i * 1.5:
-        pass  # spin, so every process leaves the barrier within microseconds
-    work(spec, storage=url)
+import contextlib, sys, time, torch
+from fnsearch.api import _Plan
+from fnsearch.spec import load_spec
+spec, urls = sys.argv[1], sys.argv[2:]
+torch.set_num_threads(1)
+for url in urls:
+    plan = _Plan.make(load_spec(spec, storage=url))
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
+    while time.time() < start:
+        pass
+    with contextlib.ExitStack() as held:
+        study, crew = plan.join(held, None)
+        plan.search(study, None, crew)
 """
 
 
 def test_workers_starting_at_the_same_moment_create_one_study(tmp_path, pg_server):
-    """Check that four processes opening one empty database at the same instant (three databases
-    in a row) all succeed: Optuna's tables and the study are created once, the theory weight and
-    w = 1 are enqueued once, and the study ends with exactly its total."""
+    """Check that four processes opening one database at the same instant all succeed, on an empty
+    database (Optuna's tables made once) and on one with tables but no study (the study made, and
+    the theory weight and w = 1 enqueued, once), each study ending with exactly its total."""
     n = 4
-    spec = worker_spec(tmp_path, n_trials=n, epochs=2, population=1)
-    urls = [pg_server.new_database() for _ in range(3)]
-    begin = time.time() + 12  # past the imports of every process, even on a loaded machine
+    spec = worker_spec(tmp_path, n_trials=n, epochs=2, population=1, batch_size=256)
+    urls = [pg_server.new_database() for _ in range(2)]
+    for url in urls[1:]:
+        optuna.storages.RDBStorage(url).engine.dispose()  # tables made, no study yet
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SIMULTANEOUS, str(spec), str(begin), *urls],
+            [sys.executable, "-c", SIMULTANEOUS, str(spec), *urls],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         for _ in range(4)
     ]
+    for _ in urls:
+        for p in procs:  # every process is at the barrier, imports and previous round done
+            assert p.stdout.readline() == "ready\n", p.communicate()[1]
+        go = f"{time.time() + 0.2}\n"
+        for p in procs:
+            p.stdin.write(go)
+            p.stdin.flush()
     for p in procs:
         _, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
-    assert time.time() > begin + 3  # they did wait for the barrier (no process was late to it)
     for url in urls:
         assert optuna.get_all_study_names(url) == [NAME]
         study = load(url)
@@ -223,7 +243,7 @@ def test_workers_starting_at_the_same_moment_create_one_study(tmp_path, pg_serve
         assert study.user_attrs["fingerprint"]
 
 
-def test_ctrl_c_and_sigterm_stop_cleanly_and_a_rerun_resumes(tmp_path, pg_url):
+def test_ctrl_c_and_sigterm_stop_cleanly_and_a_rerun_resumes(tmp_path, pg_url, capsys):
     """Check that SIGINT, then SIGTERM, stop a worker mid-round with exit 130 and one line on how
     to resume, leaving no trial running and the stopped weights queued; rerunning (here `search`
     with the same storage) completes the study to exactly its total and writes the run folder."""
@@ -257,8 +277,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_a_rerun_resumes(tmp_path, pg_url):
         ]
         assert sorted(queued) == sorted(now.values())
     run = tmp_path / "run"
-    proc = start(tmp_path, "rerun", "search", spec, "--storage", pg_url, "--out", run, "-q")
-    code, _, err = finish(proc, tmp_path, "rerun")
+    code, _, err = run_cli(capsys, "search", spec, "--storage", pg_url, "--out", run, "-q")
     assert code == 0, err
     study = load(pg_url)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
