@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # multi-GB CUDA build. The pyproject's torch range admits it, so nothing more is downloaded.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint format bench clean gpu-wheels
+.PHONY: install demo test lint format bench clean gpu-wheels postgres
 
 install: $(STAMP)
 
@@ -21,8 +21,23 @@ demo: install
 	$(VENV)/bin/fnsearch search studies/german_credit.toml --out runs/german_credit
 	@echo "open runs/german_credit/report.html in a browser"
 
-test: install
+test: install postgres
 	$(PY) -m pytest -q
+
+# System packages the tests need come from apt; its index is refreshed once per checkout.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_UPDATED := $(VENV)/.apt-updated
+$(APT_UPDATED):
+	$(SUDO) apt-get update -q
+	mkdir -p $(VENV) && touch $@
+
+# PostgreSQL server for the multi-worker tests (tests/pg.py starts a throwaway cluster): installed
+# on CI, where those tests must run, and wherever its binaries are missing.
+postgres:
+	@if [ -n "$$CI" ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(APT_UPDATED) && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check fnsearch tests bench

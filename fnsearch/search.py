@@ -283,7 +283,7 @@ def run_search(
     """
     crew = crew or Alone()
     stats = SearchStats(population=population)
-    dist = {PARAM: FloatDistribution(low, high, log=True)}
+    dist = FloatDistribution(low, high, log=True)
     start = time.perf_counter()
     waiting = False
     try:
@@ -316,7 +316,7 @@ def run_search(
 def _round(
     study: optuna.Study,
     evaluate: Callable[[list[float]], list[TrialOutcome]],
-    dist: dict[str, FloatDistribution],
+    dist: FloatDistribution,
     n_trials: int,
     population: int,
     crew: Alone | Crew,
@@ -324,10 +324,15 @@ def _round(
     """One round: ask what is left (under the crew's lock), train, tell. Returns its trials."""
     trials: list[optuna.Trial] = []
     try:
-        with shielded(), crew.asking():
-            left = n_trials - _taken(study)
-            for _ in range(max(0, min(population, left))):
-                trials.append(study.ask(dist))
+        with shielded():
+            # Only making the trials needs the crew's lock (it makes the count exact); sampling
+            # their weights, the slower half of an ask, happens outside it.
+            with crew.asking():
+                left = n_trials - _taken(study)
+                for _ in range(max(0, min(population, left))):
+                    trials.append(study.ask())
+            for t in trials:
+                t.suggest_float(PARAM, dist.low, dist.high, log=True)
         if not trials:
             return trials
         with crew.running([t._trial_id for t in trials]):
