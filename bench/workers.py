@@ -8,10 +8,11 @@ Each run gets a fresh database and starts K processes of
     fnsearch worker studies/german_credit.toml --storage URL --set model.threads=1
 
 at once (one torch thread each, so two workers use this machine's two cores without
-oversubscribing them). "wall" is from starting the processes to the last one exiting, as a user
-sees it (imports and data preparation included); "trials" is from the first trial's start to the
-last trial's end as the database recorded them. Runs of 1 and 2 workers alternate, so machine
-noise hits both alike; medians are reported.
+oversubscribing them); for reference also one worker with two threads. "wall" is from starting
+the processes to the last one exiting, as a user sees it (imports and data preparation included);
+"trials" is from the first trial's start to the last trial's end as the database recorded them.
+The configurations alternate within each repeat, so machine noise hits them alike; medians are
+reported.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "studies" / "german_credit.toml"
-SETTINGS = ["--set", "model.threads=1"]
+CONFIGS = [(1, 1), (2, 1), (1, 2)]  # (workers, torch threads per worker)
 
 
 def fresh_database(admin_url: str) -> str:
@@ -46,15 +47,13 @@ def fresh_database(admin_url: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def run(url: str, workers: int) -> tuple[float, float, int]:
+def run(url: str, workers: int, threads: int) -> tuple[float, float, int]:
     """(wall seconds, trial-span seconds, complete trials) of one study on ``workers`` workers."""
     cmd = [sys.executable, "-m", "fnsearch", "worker", str(SPEC), "--storage", url, "-q"]
+    cmd += ["--set", f"model.threads={threads}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    procs = [
-        subprocess.Popen([*cmd, *SETTINGS], env=env, stdout=subprocess.DEVNULL)
-        for _ in range(workers)
-    ]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)]
     if any(p.wait() != 0 for p in procs):
         raise SystemExit("a worker failed")
     wall = time.perf_counter() - start
@@ -77,23 +76,28 @@ def main() -> None:
         server = PgServer().start()
         args.url = server.url()
     try:
-        results: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+        results: dict[tuple[int, int], list[tuple[float, float]]] = {c: [] for c in CONFIGS}
         for r in range(args.repeats):
-            for k in (1, 2):
-                wall, span, complete = run(fresh_database(args.url), k)
+            for k, threads in CONFIGS:
+                wall, span, complete = run(fresh_database(args.url), k, threads)
                 assert complete == 64, complete
-                results[k].append((wall, span))
-                print(f"repeat {r + 1}: {k} worker(s): wall {wall:6.2f} s, trials {span:6.2f} s")
+                results[k, threads].append((wall, span))
+                print(
+                    f"repeat {r + 1}: {k} worker(s) x {threads} thread(s): "
+                    f"wall {wall:6.2f} s, trials {span:6.2f} s",
+                    flush=True,
+                )
     finally:
         if server is not None:
             server.stop()
-    print(f"64-trial German-credit study, {' '.join(SETTINGS)} per worker; medians:")
-    med = {k: [statistics.median(x[i] for x in v) for i in (0, 1)] for k, v in results.items()}
-    for k, (wall, span) in med.items():
-        print(f"  {k} worker(s): wall {wall:6.2f} s, trials {span:6.2f} s")
+    print(f"64-trial German-credit study ({SPEC.name}), medians of {args.repeats}:")
+    med = {c: [statistics.median(x[i] for x in v) for i in (0, 1)] for c, v in results.items()}
+    for (k, threads), (wall, span) in med.items():
+        print(f"  {k} worker(s) x {threads} thread(s): wall {wall:6.2f} s, trials {span:6.2f} s")
+    one, two = med[1, 1], med[2, 1]
     print(
-        f"  speed-up 1 -> 2 workers: wall {med[1][0] / med[2][0]:.2f}x, "
-        f"trials {med[1][1] / med[2][1]:.2f}x"
+        f"  speed-up 1 -> 2 workers (1 thread each): wall {one[0] / two[0]:.2f}x, "
+        f"trials {one[1] / two[1]:.2f}x"
     )
 
 

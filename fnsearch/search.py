@@ -353,14 +353,16 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> No
         trial.set_user_attr(ATTR, outcome.attrs())
         if outcome.value is None:
             trial.set_user_attr("fail_reason", outcome.fail_reason)
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            study.tell(trial, outcome.value)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        if study.tell(trial, outcome.value, skip_if_finished=True).state == TrialState.COMPLETE:
+            return
     except optuna.exceptions.UpdateFinishedTrialError:
-        # Another worker took this one for dead (its heartbeats were late) and queued the weight
-        # again: the rerun counts, this result does not, so the total stays exact.
-        log.warning(
-            "trial %d was given up by another worker while it ran (heartbeats late?); its "
-            "weight runs again",
-            trial.number,
-        )
+        pass
+    # Another worker took this one for dead (its heartbeats came late) and queued its weight again:
+    # the rerun counts, this result does not, so the total stays exact.
+    log.warning(
+        "trial %d was given up by another worker while it ran (heartbeats late?); its weight "
+        "runs again",
+        trial.number,
+    )

@@ -275,7 +275,7 @@ class Crew:
 
     def idle(self) -> None:
         """Wait a little while other workers run the study's last trials (or die doing so)."""
-        time.sleep(min(1.0, self.heartbeat))
+        time.sleep(0.25)  # two cheap reads per wait; the last worker out is not kept waiting
 
     def close(self) -> None:
         self._beat.stop()

@@ -7,6 +7,7 @@ throwaway PostgreSQL server; the watcher's rules are checked in-process on Optun
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -381,3 +382,21 @@ def test_shielded_defers_ctrl_c_to_the_end_of_the_block():
         steps.append("finished the block")
     assert steps == ["finished the block"]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_result_told_after_the_trial_was_given_up_is_dropped(caplog):
+    """Check that a worker telling a trial another worker already gave up (late heartbeats) keeps
+    going with a warning, and the trial stays failed with its weight queued once."""
+    from fnsearch.search import TrialOutcome, _tell
+
+    study = optuna.create_study()
+    for t, value in zip([study.ask(DIST), study.ask(DIST)], (0.5, None), strict=True):
+        w = t.params["pos_weight"]
+        assert give_up(study, t._trial_id, {"pos_weight": w}, WORKER_DIED)
+        outcome = TrialOutcome(w, value, fail_reason=None if value else "diverged")
+        with caplog.at_level(logging.WARNING, logger="fnsearch"):
+            _tell(study, t, outcome)
+        assert study.trials[t.number].state == TrialState.FAIL
+        assert study.trials[t.number].user_attrs["fail_reason"] == WORKER_DIED
+    assert len([r for r in caplog.records if "given up by another worker" in r.getMessage()]) == 2
+    assert [t.state for t in study.trials].count(TrialState.WAITING) == 2
