@@ -89,26 +89,21 @@ class PgServer:
             raise ServerUnavailable(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
         for _ in range(3):  # a free port can be taken between finding it and binding it
             self.port = _free_port()
-            started = self._run(
-                "pg_ctl",
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.root / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                # A test server: durability is not the point, speed is.
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=200",
-                "start",
-            )
+            started = self._run(*self._start_args())
             if started.returncode == 0:
                 return self
         log = (self.root / "server.log").read_text(errors="replace")[-2000:]
         raise ServerUnavailable(f"PostgreSQL did not start: {started.stderr.strip()}\n{log}")
+
+    def _start_args(self) -> list[str]:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            # A test server: durability across a crash is not the point, speed is (a clean stop
+            # still writes everything, so a restart loses nothing).
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        log = str(self.root / "server.log")
+        return ["pg_ctl", "-D", str(self.data), "-l", log, "-w", "-t", "60", "-o", options, "start"]
 
     def url(self, database: str = "postgres", password: str | None = None) -> str:
         pw = self.password if password is None else password
@@ -128,21 +123,13 @@ class PgServer:
         return self.url(name)
 
     def restart(self, down_seconds: float) -> subprocess.Popen[str]:
-        """Stop the server now and start it again ``down_seconds`` later (in the background)."""
-        stop = self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        """Stop the server now (as an administrator would: clients are cut off) and start it again
+        ``down_seconds`` later, in the background."""
+        stop = self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         if stop.returncode != 0:
             raise ServerUnavailable(f"pg_ctl stop failed: {stop.stderr.strip()}")
-        cmd = [
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "-o",
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start",
-        ]
+        args = self._start_args()
+        cmd = [str(self.bin / args[0]), *args[1:]]
         if self._as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         return subprocess.Popen(
