@@ -167,6 +167,8 @@ class _Plan:
             return study, Alone()
         # The study's first worker fixes the heartbeat, so no worker judges another by its own.
         heartbeat = study.user_attrs.get("heartbeat", self.spec.study["heartbeat"])
+        if heartbeat != self.spec.study["heartbeat"]:
+            log.info("heartbeat every %s s, as the study was started with", heartbeat)
         crew = Crew(study, lambda: database.lock(f"ask:{name}"), heartbeat, worker)
         held.callback(crew.close)
         return study, crew

@@ -125,7 +125,7 @@ class Alone:
         return contextlib.nullcontext()
 
     def idle(self) -> None:
-        pass
+        time.sleep(0.25)  # not reached when alone (nothing runs elsewhere); never spin if it is
 
     def close(self) -> None:
         pass
