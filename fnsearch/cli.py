@@ -89,9 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         "worker",
         help="join a study in shared storage and run trials",
         description="Join (or create) the spec's study in shared storage and run "
-        "trials until it holds N finished trials. Writes no run folder.",
-        epilog="example:\n  fnsearch worker studies/german_credit.toml --storage "
-        "postgresql://user:pw@db/fnsearch --trials 256",
+        "trials until it holds N finished trials in total. Run one per machine or GPU on "
+        "PostgreSQL; the trials of a worker that dies are run again by the others. Writes no "
+        "run folder (see `fnsearch report`).",
+        epilog="examples:\n  fnsearch worker studies/german_credit.toml --storage "
+        "postgresql://user:pw@db/fnsearch --trials 256\n  FNSEARCH_STORAGE=postgresql://user:pw@db/"
+        "fnsearch fnsearch worker studies/german_credit.toml --set model.device=cuda:1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     spec_args(w)
