@@ -323,6 +323,7 @@ def _round(
 ) -> list[optuna.Trial]:
     """One round: ask what is left (under the crew's lock), train, tell. Returns its trials."""
     trials: list[optuna.Trial] = []
+    weights: list[float] = []
     try:
         with shielded():
             # Only making the trials needs the crew's lock (it makes the count exact); sampling
@@ -331,19 +332,18 @@ def _round(
                 left = n_trials - _taken(study)
                 for _ in range(max(0, min(population, left))):
                     trials.append(study.ask())
-            for t in trials:
-                t.suggest_float(PARAM, dist.low, dist.high, log=True)
+            weights = [t.suggest_float(PARAM, dist.low, dist.high, log=True) for t in trials]
         if not trials:
             return trials
         with crew.running([t._trial_id for t in trials]):
-            outcomes = evaluate([t.params[PARAM] for t in trials])
+            outcomes = evaluate(weights)
             with shielded():
                 for t, o in zip(trials, outcomes, strict=True):
                     _tell(study, t, o)
     except KeyboardInterrupt:
         with shielded():
-            for t in trials:
-                give_up(study, t._trial_id, {PARAM: t.params[PARAM]}, INTERRUPTED)
+            for i, t in enumerate(trials):  # a trial cut off before sampling has no weight
+                give_up(study, t._trial_id, {PARAM: weights[i]} if weights else {}, INTERRUPTED)
         raise
     return trials
 
