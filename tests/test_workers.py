@@ -6,6 +6,7 @@ throwaway PostgreSQL server; the watcher's rules are checked in-process on Optun
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -94,8 +95,14 @@ def finish(proc: subprocess.Popen[str], tmp_path: Path, tag: str, timeout: float
     return code, (tmp_path / f"{tag}.out").read_text(), (tmp_path / f"{tag}.err").read_text()
 
 
+@functools.cache
+def _storage(url: str) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(url)  # one engine per database, however often tests poll
+
+
 def load(url: str) -> optuna.Study:
-    return optuna.load_study(study_name=NAME, storage=url)
+    """The study as stored now (a fresh cache each time)."""
+    return optuna.load_study(study_name=NAME, storage=_storage(url))
 
 
 def records(study: optuna.Study) -> dict[str, dict]:
