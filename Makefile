@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # multi-GB CUDA build. The pyproject's torch range admits it, so nothing more is downloaded.
 TORCH ?= torch==2.13.0
 
-.PHONY: install chromium demo test lint format bench quality clean gpu-wheels
+.PHONY: install chromium postgres demo test lint format bench quality clean gpu-wheels
 
 install: $(STAMP)
 
@@ -40,8 +40,15 @@ demo: install
 	$(VENV)/bin/fnsearch search studies/german_credit.toml --out runs/german_credit
 	@echo "open runs/german_credit/report.html in a browser"
 
-test: install chromium
+test: install chromium postgres
 	$(PY) -m pytest -q
+
+# PostgreSQL server for the multi-worker tests (tests/pg.py starts a throwaway cluster): installed
+# on CI, where those tests must run, and wherever its binaries are missing.
+postgres:
+	@if [ -n "$$CI" ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(APT_UPDATED) && $(APT_INSTALL) postgresql; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check fnsearch tests bench

@@ -19,24 +19,28 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from .costs import theory_weight
 from .data import Dataset, prepare_dataset, resolve_folds
 from .errors import StorageError
+from .rdb import connect
 from .result import TuneResult, build_result
 from .runfolder import LOG, SUMMARY, write_run
 from .search import (
     Evaluator,
     SearchStats,
+    failed_count,
+    finished_count,
     open_study,
     population_size,
-    requeue_interrupted,
     run_search,
     weight_range,
 )
-from .spec import Spec, load_spec
-from .storage import STUDY_FILE, drop_torn_tail, make_storage, run_folder_lock
+from .spec import Spec, load_spec, mask_url, url_secrets
+from .storage import STUDY_FILE, check_url, drop_torn_tail, make_storage, run_folder_lock
 from .train import TrainConfig, resolve_device
+from .workers import Alone, Crew, worker_name
 
 __all__ = ["Progress", "WorkSummary", "rebuild", "tune", "work"]
 
@@ -133,7 +137,7 @@ class _Plan:
             population,
         )
 
-    def open(self, store: optuna.storages.BaseStorage) -> optuna.Study:
+    def open(self, store: optuna.storages.BaseStorage, worker: str | None = None) -> optuna.Study:
         """The plan's study in ``store``, created (with its first trials) or checked and loaded."""
         return open_study(
             self.spec,
@@ -142,10 +146,45 @@ class _Plan:
             low=self.low,
             high=self.high,
             n_grid=self.spec.study["n_trials"],
+            worker=worker,
         )
 
+    def join(
+        self, held: contextlib.ExitStack, run_dir: Path | None
+    ) -> tuple[optuna.Study, Alone | Crew]:
+        """Open (or create) the plan's study, and how this process shares it with others.
+
+        What must be held while the study runs (run folder lock, SQLite guard, database locks,
+        heartbeat) goes on ``held``.
+        """
+        url = self.spec.study["storage"]
+        if url is None:
+            if run_dir is not None:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(run_folder_lock(run_dir))
+                drop_torn_tail(run_dir)
+            return self.open(make_storage(None, run_dir)), Alone()
+        check_url(url)
+        database = held.enter_context(connect(url))
+        name = self.spec.study["name"]
+        worker = None if database.exclusive else worker_name()
+        with database.lock(f"open:{name}"):  # fingerprint and first trials: once, by one worker
+            study = self.open(database.storage, worker)
+        if worker is None:
+            return study, Alone()
+        # The study's first worker fixes the heartbeat, so no worker judges another by its own.
+        heartbeat = study.user_attrs.get("heartbeat", self.spec.study["heartbeat"])
+        if heartbeat != self.spec.study["heartbeat"]:
+            log.info("heartbeat every %s s, as the study was started with", heartbeat)
+        crew = Crew(study, lambda: database.lock(f"ask:{name}"), heartbeat, worker)
+        held.callback(crew.close)
+        return study, crew
+
     def search(
-        self, study: optuna.Study, progress: Callable[[Progress], None] | None
+        self,
+        study: optuna.Study,
+        progress: Callable[[Progress], None] | None,
+        crew: Alone | Crew | None = None,
     ) -> SearchStats:
         """Run rounds of trials until the study holds ``n_trials`` finished ones."""
         return run_search(
@@ -156,6 +195,7 @@ class _Plan:
             low=self.low,
             high=self.high,
             max_failed=self.spec.study["max_failed"] or self.spec.study["n_trials"],
+            crew=crew,
             on_batch=_reporter(progress),
         )
 
@@ -166,6 +206,7 @@ class _Plan:
             "theory_weight": self.w_star,
             "low": self.low,
             "high": self.high,
+            "heartbeat": self.spec.study["heartbeat"],
         }
 
 
@@ -191,18 +232,9 @@ def tune(
     with contextlib.ExitStack() as held, _run_context(spec, None):
         # A storage URL is opened and its study checked before the run folder exists, so a
         # mistake there leaves nothing behind; the default journal file lives in the folder.
-        if spec.study["storage"] is not None:
-            study = plan.open(make_storage(spec.study["storage"], None))
-        else:
-            if run_dir is not None:
-                run_dir.mkdir(parents=True, exist_ok=True)
-                held.enter_context(run_folder_lock(run_dir))
-                drop_torn_tail(run_dir)
-            study = plan.open(make_storage(None, run_dir))
-        held = held.pop_all()  # the lock (if any) is held until the result is written
+        study, crew = plan.join(held, run_dir)
+        held = held.pop_all()  # locks and heartbeat are held until the result is written
     with held, _run_context(spec, run_dir):
-        if spec.study["storage"] is None:
-            requeue_interrupted(study)  # the run folder's own file: nobody else is running on it
         log.info(
             "study %r: %d trials, population %d, %d fold(s), weights %.3g-%.3g, w* = %.4g, on %s",
             spec.study["name"],
@@ -214,7 +246,7 @@ def tune(
             plan.w_star,
             _device_note(spec, plan.device),
         )
-        stats = plan.search(study, progress)
+        stats = plan.search(study, progress, crew)
         return _finish(plan, study, stats, run_dir)
 
 
@@ -225,6 +257,8 @@ class WorkSummary:
     finished: int
     complete: int
     trials_run: int
+    failed: int = 0
+    stopped_reason: str | None = None
 
 
 def work(
@@ -236,7 +270,11 @@ def work(
     progress: Callable[[Progress], None] | None = None,
 ) -> WorkSummary:
     """Join (or create) the spec's study in shared storage and run trials until it holds
-    ``n_trials`` finished trials. Writes no run folder; build the result with :func:`rebuild`."""
+    ``n_trials`` finished trials. Writes no run folder; build the result with :func:`rebuild`.
+
+    Any number of workers may run at once on PostgreSQL, each on its own machine or device; the
+    trials of a worker that dies are noticed by the others and run again.
+    """
     spec = load_spec(spec, overrides, storage=storage, n_trials=n_trials)
     if spec.study["storage"] is None:
         raise StorageError(
@@ -244,15 +282,23 @@ def work(
             "FNSEARCH_STORAGE / [study] storage)"
         )
     plan = _Plan.make(spec)
-    with _run_context(spec, None):
-        study = plan.open(make_storage(spec.study["storage"], None))
-        stats = plan.search(study, progress)
-    from optuna.trial import TrialState
-
-    from .search import finished_count
-
+    with contextlib.ExitStack() as held, _run_context(spec, None):
+        study, crew = plan.join(held, None)
+        log.info(
+            "worker %s on study %r in %s: %d/%d trials finished, population %d, on %s",
+            getattr(crew, "name", "alone"),
+            spec.study["name"],
+            mask_url(spec.study["storage"]),
+            finished_count(study),
+            spec.study["n_trials"],
+            plan.population,
+            _device_note(spec, plan.device),
+        )
+        stats = plan.search(study, progress, crew)
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    return WorkSummary(finished_count(study), complete, stats.trials_run)
+    return WorkSummary(
+        finished_count(study), complete, stats.trials_run, failed_count(study), stats.stopped_reason
+    )
 
 
 def rebuild(
@@ -391,8 +437,6 @@ def _reporter(progress: Callable[[Progress], None] | None):
     start = time.perf_counter()
 
     def on_batch(study: optuna.Study, total: int) -> None:
-        from .search import finished_count
-
         done = finished_count(study)
         try:
             best = study.best_trial
@@ -409,6 +453,23 @@ def _reporter(progress: Callable[[Progress], None] | None):
             progress(Progress(done, total, bv, bw, time.perf_counter() - start))
 
     return on_batch
+
+
+class _Scrub(logging.Filter):
+    """Masks the storage password in every line, whoever formats it: a second line of defence
+    behind messages that already show :func:`~fnsearch.spec.mask_url`."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            text = record.getMessage()
+            for secret in self._secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, None
+        return True
 
 
 @contextlib.contextmanager
@@ -428,9 +489,12 @@ def _run_context(spec: Spec, run_dir: Path | None) -> Iterator[None]:
     if spec.model["threads"] != "auto":
         torch.set_num_threads(int(spec.model["threads"]))
     np_err = np.seterr(over="ignore")  # exp overflow in sigmoid of extreme logits is exact (0 or 1)
+    scrub = _Scrub(url_secrets(spec.study["storage"]))
+    log.addFilter(scrub)
     try:
         yield
     finally:
+        log.removeFilter(scrub)
         np.seterr(**np_err)
         torch.set_num_threads(threads)
         optuna.logging.set_verbosity(verbosity)

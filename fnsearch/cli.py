@@ -10,7 +10,10 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,9 +118,12 @@ chosen policy and the baselines on the test rows, and the run folder.
         "worker",
         help="join a study in shared storage and run trials",
         description="Join (or create) the spec's study in shared storage and run "
-        "trials until it holds N finished trials. Writes no run folder.",
-        epilog="example:\n  fnsearch worker studies/german_credit.toml --storage "
-        "postgresql://user:pw@db/fnsearch --trials 256\n"
+        "trials until it holds N finished trials in total. Run one per machine or GPU on "
+        "PostgreSQL; the trials of a worker that dies are run again by the others. Writes no "
+        "run folder (see `fnsearch report`).",
+        epilog="examples:\n  fnsearch worker studies/german_credit.toml --storage "
+        "postgresql://user:pw@db/fnsearch --trials 256\n  FNSEARCH_STORAGE=postgresql://user:pw@db/"
+        "fnsearch fnsearch worker studies/german_credit.toml --set model.device=cuda:1\n"
         "then, from any machine:\n  fnsearch report --storage postgresql://user:pw@db/fnsearch "
         "--study german_credit --out runs/gc\n\n" + _EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -300,8 +306,11 @@ def _worker(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     args.end_progress()
+    stopped = f"; {done.stopped_reason}" if done.stopped_reason else ""
     print(
-        f"study holds {done.finished} finished trial(s); {done.complete} complete", file=sys.stdout
+        f"study holds {done.finished} finished trial(s); {done.complete} complete, "
+        f"{done.failed} failed{stopped}",
+        file=sys.stdout,
     )
     return EXIT_OK if done.complete > 0 else EXIT_NO_TRIAL
 
@@ -364,6 +373,20 @@ _COMMANDS = {
 }
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a search as Ctrl-C does: the round is failed cleanly
+
+
+def _scrubbed(text: str, args: argparse.Namespace) -> str:
+    from .spec import url_secrets
+
+    for secret in url_secrets(getattr(args, "storage", None)) + url_secrets(
+        os.environ.get("FNSEARCH_STORAGE")
+    ):
+        text = text.replace(secret, "***")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script passes it to ``sys.exit``)."""
     args = _parser().parse_args(argv)
@@ -376,6 +399,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.progress = display.update if display is not None else None
     args.end_progress = display.close if display is not None else lambda: None
     _setup_logging(quiet, display)
+    on_term = signal.getsignal(signal.SIGTERM)
+    catch_term = (
+        args.command in ("search", "worker")
+        and on_term is not None
+        and threading.current_thread() is threading.main_thread()
+    )
+    if catch_term:
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
             return _COMMANDS[args.command](args)
@@ -384,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 display.close()  # the bar's last state stays on screen, above what follows
             _setup_logging(quiet)
     except FnsearchError as e:
-        print(f"fnsearch: error: {e}", file=sys.stderr)
+        print(f"fnsearch: error: {_scrubbed(str(e), args)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print(
@@ -394,6 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except Exception:  # a bug: the traceback helps, the storage password must not be in it
+        print(_scrubbed(traceback.format_exc(), args), file=sys.stderr, end="")
+        return EXIT_BUG
+    finally:
+        if catch_term:
+            signal.signal(signal.SIGTERM, on_term)
 
 
 if __name__ == "__main__":  # pragma: no cover

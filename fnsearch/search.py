@@ -7,6 +7,7 @@ counts, standard error and tuned threshold travel as one packed user attribute (
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -27,12 +28,15 @@ from .spec import Spec
 from .storage import write_behind
 from .tensors import make_split
 from .train import TrainConfig, train_population
+from .workers import INTERRUPTED, Alone, Crew, give_up, not_counted, shielded
 
 __all__ = [
     "ATTR",
     "Evaluator",
     "SearchStats",
     "TrialOutcome",
+    "failed_count",
+    "finished_count",
     "open_study",
     "population_size",
     "run_search",
@@ -43,7 +47,6 @@ log = logging.getLogger("fnsearch")
 
 ATTR = "fnsearch"  # the one packed user attribute per trial
 PARAM = "pos_weight"
-INTERRUPTED = "interrupted before it finished"
 
 
 def weight_range(spec: Spec, w_star: float, class_ratio: float) -> tuple[float, float]:
@@ -78,13 +81,18 @@ def open_study(
     low: float,
     high: float,
     n_grid: int,
+    worker: str | None = None,
 ) -> optuna.Study:
-    """Create or load the spec's study, check it was made by the same spec, seed the first trials."""
+    """Create or load the spec's study, check it was made by the same spec, seed the first trials.
+
+    ``worker`` names one of several workers sharing the study: its sampler is seeded from the
+    study's seed and that name, since workers drawing the same random weights would waste trials.
+    """
     name = spec.study["name"]
     study = optuna.create_study(
         study_name=name,
         storage=storage,
-        sampler=_sampler(spec, low, high, n_grid, seed_attrs),
+        sampler=_sampler(spec, low, high, n_grid, seed_attrs, worker),
         direction="minimize",
         load_if_exists=True,
     )
@@ -109,8 +117,12 @@ def _first_weights(w_star: float, low: float, high: float) -> list[float]:
     return [w for w in dict.fromkeys([w_star, 1.0]) if low <= w <= high]
 
 
-def _sampler(spec: Spec, low: float, high: float, n_grid: int, attrs: dict[str, Any]):
+def _sampler(
+    spec: Spec, low: float, high: float, n_grid: int, attrs: dict[str, Any], worker: str | None
+):
     seed = spec.study["seed"]
+    if worker is not None:
+        seed = int.from_bytes(hashlib.sha256(f"{seed}:{worker}".encode()).digest()[:4], "big")
     kind = spec.search["sampler"]
     if kind == "gp":
         return optuna.samplers.GPSampler(seed=seed)
@@ -272,21 +284,22 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def failed_count(study: optuna.Study) -> int:
-    """Failed trials that count towards max_failed (not those cut short by an interruption)."""
+    """Failed trials that count towards max_failed (not those whose run stopped or worker died)."""
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t.user_attrs.get("fail_reason") != INTERRUPTED
+        if not not_counted(t.user_attrs.get("fail_reason"))
     )
 
 
-def requeue_interrupted(study: optuna.Study) -> None:
-    """Fail trials left RUNNING by a dead run of this process' storage and queue their weights once."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        if PARAM in t.params:
-            study.enqueue_trial({PARAM: t.params[PARAM]})
+def _taken(study: optuna.Study) -> int:
+    """Trials finished or being run by some worker (a dead one's, until that is noticed).
+
+    One read: counted from two, a trial finishing in between would be in neither, and the round
+    would ask one trial too many.
+    """
+    taken = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=taken))
 
 
 def run_search(
@@ -298,39 +311,97 @@ def run_search(
     low: float,
     high: float,
     max_failed: int,
+    crew: Alone | Crew | None = None,
     on_batch: Callable[[optuna.Study, int], None] | None = None,
 ) -> SearchStats:
-    """Ask, train and tell in rounds of ``population`` until the study holds ``n_trials`` finished."""
+    """Ask, train and tell in rounds of ``population`` until the study holds ``n_trials`` finished.
+
+    ``crew`` coordinates with other workers on the same study (default: this process is alone).
+    A round asks only what no worker is running yet, so the study ends with exactly ``n_trials``.
+    Ctrl-C (KeyboardInterrupt) fails the round's trials and queues their weights again.
+    """
+    crew = crew or Alone()
     stats = SearchStats(population=population)
-    dist = {PARAM: FloatDistribution(low, high, log=True)}
+    dist = FloatDistribution(low, high, log=True)
     start = time.perf_counter()
-    while True:
-        done = finished_count(study)
-        if done >= n_trials:
-            break
-        if failed_count(study) >= max_failed:
-            stats.stopped_reason = f"stopped after {max_failed} failed trials ([study] max_failed)"
-            break
-        with write_behind(study):  # the round's storage writes reach the file together
-            trials = [study.ask(dist) for _ in range(min(population, n_trials - done))]
-            try:
-                outcomes = evaluate([t.params[PARAM] for t in trials])
-            except KeyboardInterrupt:
-                for t in trials:
-                    t.set_user_attr("fail_reason", INTERRUPTED)
-                    study.tell(t, state=TrialState.FAIL)
-                    study.enqueue_trial({PARAM: t.params[PARAM]})
-                stats.seconds = time.perf_counter() - start
-                raise
-            for t, o in zip(trials, outcomes, strict=True):
-                t.set_user_attr(ATTR, o.attrs())
-                if o.value is None:
-                    t.set_user_attr("fail_reason", o.fail_reason)
-                    study.tell(t, state=TrialState.FAIL)
-                else:
-                    study.tell(t, o.value)
-        stats.trials_run += len(trials)
-        if on_batch is not None:
-            on_batch(study, n_trials)
-    stats.seconds = time.perf_counter() - start
+    waiting = False
+    try:
+        while True:
+            crew.reap(study)
+            if finished_count(study) >= n_trials:
+                break
+            if failed_count(study) >= max_failed:
+                stats.stopped_reason = (
+                    f"stopped after {max_failed} failed trials ([study] max_failed)"
+                )
+                break
+            with write_behind(study):  # the round's storage writes reach the file together
+                trials = _round(study, evaluate, dist, n_trials, population, crew)
+            if not trials:
+                if not waiting:
+                    log.info("waiting for the trials other workers are running")
+                waiting = True
+                crew.idle()
+                continue
+            waiting = False
+            stats.trials_run += len(trials)
+            if on_batch is not None:
+                on_batch(study, n_trials)
+    finally:
+        stats.seconds = time.perf_counter() - start
     return stats
+
+
+def _round(
+    study: optuna.Study,
+    evaluate: Callable[[list[float]], list[TrialOutcome]],
+    dist: FloatDistribution,
+    n_trials: int,
+    population: int,
+    crew: Alone | Crew,
+) -> list[optuna.Trial]:
+    """One round: ask what is left (under the crew's lock), train, tell. Returns its trials."""
+    trials: list[optuna.Trial] = []
+    weights: list[float] = []
+    try:
+        with shielded():
+            # Only making the trials needs the crew's lock (it makes the count exact); sampling
+            # their weights, the slower half of an ask, happens outside it.
+            with crew.asking():
+                left = n_trials - _taken(study)
+                for _ in range(max(0, min(population, left))):
+                    trials.append(study.ask())
+            weights = [t.suggest_float(PARAM, dist.low, dist.high, log=True) for t in trials]
+        if not trials:
+            return trials
+        with crew.running([t._trial_id for t in trials]):
+            outcomes = evaluate(weights)
+            with shielded():
+                for t, o in zip(trials, outcomes, strict=True):
+                    _tell(study, t, o)
+    except KeyboardInterrupt:
+        with shielded():
+            for i, t in enumerate(trials):  # a trial cut off before sampling has no weight
+                give_up(study, t._trial_id, {PARAM: weights[i]} if weights else {}, INTERRUPTED)
+        raise
+    return trials
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    try:
+        trial.set_user_attr(ATTR, outcome.attrs())
+        if outcome.value is None:
+            trial.set_user_attr("fail_reason", outcome.fail_reason)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        if study.tell(trial, outcome.value, skip_if_finished=True).state == TrialState.COMPLETE:
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+    # Another worker took this one for dead (its heartbeats came late) and queued its weight again:
+    # the rerun counts, this result does not, so the total stays exact.
+    log.warning(
+        "trial %d was given up by another worker while it ran (heartbeats late?); its weight "
+        "runs again",
+        trial.number,
+    )

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import SpecError
 
-__all__ = ["DEFAULTS", "Spec", "load_spec", "mask_url", "parse_override_value"]
+__all__ = ["DEFAULTS", "Spec", "load_spec", "mask_url", "parse_override_value", "url_secrets"]
 
 
 class _Required:
@@ -49,6 +49,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "storage": None,  # None: a journal file in the run folder, or in memory without a run folder
         "max_failed": None,  # None: as many as n_trials, so a study where everything fails ends
         "final_refit": True,
+        # Seconds between a worker's heartbeats on shared storage; a worker silent for three of
+        # them is taken for dead and its trials are run again. 10 s keeps the writes negligible
+        # (one per worker per beat) and a dead worker's trials return within half a minute.
+        "heartbeat": 10,
     },
     "data": {
         "path": REQUIRED,
@@ -162,6 +166,7 @@ _RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "storage": _or_none(_text()),
         "max_failed": _or_none(_int_at_least(1)),
         "final_refit": ((lambda v: isinstance(v, bool)), "true or false"),
+        "heartbeat": _int_at_least(1),
     },
     "data": {
         "path": _text(),
@@ -266,8 +271,23 @@ def parse_override_value(text: str) -> Any:
 
 
 def mask_url(url: str) -> str:
-    """Hide the password of a storage URL (``postgresql://u:secret@h/db`` -> ``u:***@h``)."""
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@]*):[^@]*@", r"\1:***@", url)
+    """Hide the password of a storage URL (``postgresql://u:secret@h/db`` -> ``u:***@h``).
+
+    Both places libpq takes one are masked: the userinfo and a ``password=`` query parameter.
+    """
+    url = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@]*):[^@]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password(s) a storage URL holds, raw and percent-decoded, for scrubbing text."""
+    if not url:
+        return []
+    from urllib.parse import unquote
+
+    found = re.findall(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@]*:([^@]*)@", url)
+    found += re.findall(r"[?&]password=([^&]*)", url, flags=re.IGNORECASE)
+    return sorted({v for s in found for v in (s, unquote(s)) if v}, key=len, reverse=True)
 
 
 def load_spec(

@@ -28,6 +28,7 @@ from .spec import mask_url
 __all__ = [
     "STUDY_FILE",
     "WriteBehindFileBackend",
+    "check_url",
     "drop_torn_tail",
     "make_storage",
     "run_folder_lock",
@@ -139,27 +140,25 @@ def write_behind(study: optuna.Study) -> contextlib.AbstractContextManager[None]
 
 
 def make_storage(url: str | None, run_dir: Path | None) -> optuna.storages.BaseStorage:
-    """Optuna storage from a URL, a journal file in the run folder, or memory (no run folder)."""
+    """Optuna storage from a URL, a journal file in the run folder, or memory (no run folder).
+
+    A URL opened here is for reading (``fnsearch report``); workers open theirs with
+    :func:`fnsearch.rdb.connect`, which adds the cross-process guards.
+    """
     if url is None:
         if run_dir is None:
             return optuna.storages.InMemoryStorage()
         return JournalStorage(WriteBehindFileBackend(str(run_dir / STUDY_FILE)))
+    check_url(url)
+    from .rdb import open_rdb
+
+    return open_rdb(url)
+
+
+def check_url(url: str) -> None:
+    """Refuse a storage that is not a URL, with the forms that work."""
     if "://" not in url:
         raise StorageError(
-            f"storage {url!r} is not a URL; use e.g. sqlite:///study.db or "
+            f"storage {mask_url(url)!r} is not a URL; use e.g. sqlite:///study.db or "
             "postgresql://user:password@host/db"
         )
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
-    except Exception as e:  # sqlalchemy and drivers raise many types; the URL may hold a password
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise StorageError(
-            f"cannot open storage {mask_url(url)}: {reason.replace(url, mask_url(url))}; "
-            "check the URL and that the server is running"
-        ) from None
-
-
-def _engine_kwargs(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}

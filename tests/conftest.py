@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,8 @@ import torch
 
 from fnsearch.cli import main
 from fnsearch.datasets import load_builtin
+
+from .pg import PgServer, ServerUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +35,35 @@ def _seed() -> None:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server for the session. Without one the tests that need it are
+    skipped - except when ``CI`` is set, where they must run, so a server that cannot start fails."""
+    try:
+        server = PgServer()
+    except ServerUnavailable as e:
+        _no_server(e)
+    try:
+        server.start()
+    except (ServerUnavailable, OSError, subprocess.SubprocessError) as e:
+        server.stop()
+        _no_server(e)
+    yield server
+    server.stop()
+
+
+def _no_server(error: BaseException) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, so the PostgreSQL tests must run, but: {error}", pytrace=False)
+    pytest.skip(f"no PostgreSQL server: {error}")
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL (with password) of a fresh, empty database on the session's server."""
+    return pg_server.new_database()
 
 
 @pytest.fixture(scope="session")

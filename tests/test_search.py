@@ -131,3 +131,40 @@ def test_repeats_average_rows_over_initialisations():
     assert all(len(e.split(";")) == 2 for e in two["epochs"])
     assert two["tuned_value"].notna().all() and two["tuned_value_se"].gt(0).all()
     assert one.loc[0, "value"] != two.loc[0, "value"]
+
+
+def test_failures_of_stopped_runs_and_dead_workers_do_not_count():
+    """Check that max_failed counts only failures that say something about a weight, not trials
+    interrupted by Ctrl-C or lost with their worker."""
+    from optuna.trial import TrialState
+
+    from fnsearch.search import failed_count
+    from fnsearch.workers import INTERRUPTED, WORKER_DIED
+
+    study = optuna.create_study()
+    for reason in (INTERRUPTED, f"{WORKER_DIED} (worker h pid 1 silent for 31 s)", "diverged"):
+        t = study.ask()
+        t.set_user_attr("fail_reason", reason)
+        study.tell(t, state=TrialState.FAIL)
+    assert failed_count(study) == 1
+
+
+def test_a_worker_stops_at_max_failed_and_exits_3(tmp_path, capsys):
+    """Check that a worker whose trials all fail stops at [study] max_failed, says so, and exits 3
+    (no trial completed)."""
+    from .conftest import german_spec, run_cli
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    args = ["--set", "search.low=1e36", "--set", "search.high=1e38", "--set", "model.lr=10.0"]
+    code, out, _ = run_cli(
+        capsys,
+        "worker",
+        german_spec(tmp_path),
+        "--storage",
+        url,
+        "--set",
+        "study.max_failed=3",
+        *args,
+    )
+    assert code == 3
+    assert "0 complete, 3 failed; stopped after 3 failed trials ([study] max_failed)" in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fnsearch.errors import SpecError
-from fnsearch.spec import DEFAULTS, load_spec, mask_url, parse_override_value
+from fnsearch.spec import DEFAULTS, load_spec, mask_url, parse_override_value, url_secrets
 
 from .conftest import ROOT, write_spec
 
@@ -137,3 +137,8 @@ def test_storage_password_is_masked():
     spec = load_spec(MINIMAL, storage=url)
     assert "s3cret" not in str(spec.to_dict())
     assert spec.to_dict(mask_secrets=False)["study"]["storage"] == url
+    # libpq also takes a password as a query parameter; percent-encoding is undone for scrubbing
+    url = "postgresql://bob@db/fn?sslmode=require&password=p%40ss&x=1"
+    assert mask_url(url) == "postgresql://bob@db/fn?sslmode=require&password=***&x=1"
+    assert url_secrets(url) == ["p%40ss", "p@ss"]
+    assert url_secrets("postgresql://a:b@h/db") == ["b"] and url_secrets("sqlite:///x.db") == []
