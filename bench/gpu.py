@@ -38,6 +38,7 @@ def fnsearch_on(device: str, n_trials: int) -> dict:
             "model.lr": s["lr"],
             "model.epochs": s["epochs"],
             "model.patience": 0,
+            "model.weight_decay": 0,
             "model.device": device,
             "search.folds": 1,
             "search.low": s["low"],

@@ -129,6 +129,7 @@ def fnsearch_run(n_trials: int, extra: list[str]) -> dict:
             f"model.batch_size={s['batch_size']}",
             f"model.lr={s['lr']}",
             f"model.epochs={s['epochs']}",
+            "model.weight_decay=0",  # the seed loop's Adam has none
             "model.patience=0",
             "search.folds=1",
             f"search.low={s['low']}",
