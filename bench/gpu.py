@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.speed import SEED_SETTINGS, SPEC, seed_loop
+from bench.speed import SEED_SETTINGS, SPEC, scale_overrides, scale_spec, seed_loop
 
 
 def fnsearch_on(device: str, n_trials: int) -> dict:
@@ -63,21 +63,7 @@ def scale_row(device: str, rows: int, trials: int) -> tuple[float, float]:
         load_builtin("german_credit").sample(n=rows, replace=True, random_state=0).to_parquet(path)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        result = tune(
-            {
-                "data": {"path": str(path), "label": "risk", "positive": "bad"},
-                "cost": {"fn": 5, "fp": 1},
-            },
-            overrides={
-                "study.n_trials": trials,
-                "search.population": trials,
-                "search.folds": 1,
-                "model.epochs": 2,
-                "model.patience": 0,
-                "model.batch_size": 256,
-                "model.device": device,
-            },
-        )
+        result = tune(scale_spec(str(path)), overrides=scale_overrides(trials, device))
     peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
     return result.timing["seconds"] / trials, peak
 

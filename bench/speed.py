@@ -191,22 +191,29 @@ def part_seed(seed_trials: int, fn_trials: int, repeats: int) -> None:
 # --- scaling ---------------------------------------------------------------------------------
 
 
+def scale_spec(path: str) -> dict:
+    """The resampled German credit of the scaling rows (also bench/gpu.py's)."""
+    return {"data": {"path": path, "label": "risk", "positive": "bad"}, "cost": {"fn": 5, "fp": 1}}
+
+
+def scale_overrides(trials: int, device: str = "auto") -> dict:
+    """All trials as one population, 2 epochs, batch 256, one validation split."""
+    return {
+        "study.n_trials": trials,
+        "search.population": trials,
+        "search.folds": 1,
+        "model.epochs": 2,
+        "model.patience": 0,
+        "model.batch_size": 256,
+        "model.device": device,
+    }
+
+
 def scale_child(path: str, trials: int) -> dict:
     """One row of the scaling table, in this (fresh) process: only fnsearch's own memory counts."""
     from fnsearch import tune
 
-    spec = {"data": {"path": path, "label": "risk", "positive": "bad"}, "cost": {"fn": 5, "fp": 1}}
-    result = tune(
-        spec,
-        overrides={
-            "study.n_trials": trials,
-            "search.population": trials,
-            "search.folds": 1,
-            "model.epochs": 2,
-            "model.patience": 0,
-            "model.batch_size": 256,
-        },
-    )
+    result = tune(scale_spec(path), overrides=scale_overrides(trials))
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     width = len(result.preprocessor.feature_names)
     rows = sum(result.data["rows"].values())
