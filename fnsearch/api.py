@@ -342,7 +342,19 @@ def rebuild(
     plan = _Plan.make(spec)
     with _run_context(spec, target):
         stats = SearchStats(population=plan.population)
-        return _finish(plan, study, stats, target)
+        # A rebuild runs no trial: keep the search timing the run folder recorded, if any.
+        return _finish(plan, study, stats, target, timing=_recorded_timing(run_dir))
+
+
+def _recorded_timing(run_dir: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    if run_dir is None:
+        return None
+    try:
+        timing = json.loads((Path(run_dir) / SUMMARY).read_text(encoding="utf-8"))["timing"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no summary yet, or a damaged one: the rebuild has no timing to keep
+    ok = isinstance(timing, dict) and isinstance(timing.get("seconds"), int | float)
+    return timing if ok and timing.get("trials_run") else None
 
 
 def _device_note(spec: Spec, device: torch.device) -> str:
@@ -352,7 +364,12 @@ def _device_note(spec: Spec, device: torch.device) -> str:
 
 
 def _finish(
-    plan: _Plan, study: optuna.Study, stats: SearchStats, run_dir: Path | None
+    plan: _Plan,
+    study: optuna.Study,
+    stats: SearchStats,
+    run_dir: Path | None,
+    *,
+    timing: dict[str, Any] | None = None,
 ) -> TuneResult:
     result = build_result(
         plan.spec,
@@ -366,6 +383,8 @@ def _finish(
         high=plan.high,
         n_folds=plan.n_folds,
     )
+    if timing is not None:
+        result.timing = timing
     if run_dir is not None:
         write_run(result, run_dir)
         log.info("wrote %s", run_dir / SUMMARY)

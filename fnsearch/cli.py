@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
             "--quiet",
             "-q",
             action="store_true",
-            help="no progress bar or lines on stderr (the run folder's run.log still has them)",
+            help="no progress bar or lines on stderr (a search's run.log still has them)",
         )
 
     s = sub.add_parser(

@@ -103,6 +103,7 @@ def test_predict_and_report_verbs(tmp_path, capsys, german):
     assert code == 0 and (out / "report.html").is_file()
     after = json.loads((out / "summary.json").read_text())
     assert after["best"] == before["best"] and after["test"] == before["test"]
+    assert after["timing"] == before["timing"]  # a rebuild keeps the search it did not run
     code, stdout, _ = run_cli(capsys, "datasets")
     assert code == 0 and all(
         f"builtin:{n}" in stdout

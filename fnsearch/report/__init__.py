@@ -221,7 +221,7 @@ def _candidates_table(result: TuneResult) -> str:
         cls = ' class="chosen"' if c["policy"] == best["policy"] else ""
         rows.append(
             f"<tr{cls}><td>{escape(policy_words(c['policy']))}</td>"
-            f"<td>{c['pos_weight']:.4g}</td><td>{c['threshold']:.3g}</td>"
+            f"<td>{c['pos_weight']:.4g}</td><td>{c['threshold']:.4g}</td>"
             f"<td>{_num(c['val_cost_per_example'])} &plusmn; {_num(c['val_cost_se'])}</td>"
             f"<td>{_num(t['cost_per_example'])} ({_num(t['ci95'][0])} to {_num(t['ci95'][1])})</td>"
             f"{_diff_cell(t)}</tr>"
@@ -242,7 +242,9 @@ def _cards(result: TuneResult) -> str:
     lo, hi = test["ci95"]
     # the baselines that are another policy than the chosen one (the same one has no difference)
     others = {
-        k: v for k, v in result.baselines.items() if k in _COMPARED and "chosen_minus_this" in v
+        k: v
+        for k, v in result.baselines.items()
+        if k not in ("all_negative", "all_positive") and "chosen_minus_this" in v
     }
     best_base = min(others, key=lambda k: others[k]["cost_per_example"]) if others else None
     threshold = 0.5 if best.get("threshold") is None else best["threshold"]
