@@ -41,14 +41,16 @@ def worker_spec(
     tmp_path: Path, *, n_trials: int, epochs: int, population: int = 2, batch_size: int = 8
 ) -> Path:
     """German credit, one split, a tiny MLP, one thread; ``epochs`` sets how long a round trains
-    (minibatches of 8 make each epoch ~75 steps, so 150 epochs is about a second)."""
+    (minibatches of 8 make each epoch ~75 steps, so 150 epochs is about a second). Heartbeats
+    every 2 s: a dead worker is noticed after 6 s, and a live one on a loaded machine is never
+    taken for dead."""
     path = tmp_path / "worker.toml"
     path.write_text(
         f"""
 [study]
 name = "{NAME}"
 n_trials = {n_trials}
-heartbeat = 1
+heartbeat = 2
 [data]
 path = "builtin:german_credit"
 label = "risk"
