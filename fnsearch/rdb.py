@@ -16,11 +16,9 @@ Several workers share a study through a PostgreSQL server. What makes that safe 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +31,7 @@ from optuna.trial import TrialState
 
 from .errors import StorageError
 from .spec import mask_url
+from .storage import process_lock
 
 __all__ = ["Database", "RetryingRDBStorage", "connect", "open_rdb", "sqlite_path"]
 
@@ -250,27 +249,18 @@ class _AdvisoryLocks:
             self._conn = None
 
 
-@contextlib.contextmanager
-def _file_lock(db: Path, url: str) -> Iterator[None]:
+def _file_lock(db: Path, url: str) -> contextlib.AbstractContextManager[None]:
     if not db.parent.is_dir():
         raise StorageError(
             f"cannot open storage {mask_url(url)}: folder {str(db.parent)!r} does not exist; "
             "create it or fix the path"
         )
-    fd = os.open(f"{db}.fnsearch.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StorageError(
-            f"storage {mask_url(url)} is in use by another fnsearch process; SQLite takes one "
-            "worker at a time - run several workers on PostgreSQL (README: Running on several "
-            "machines), or wait for the other to finish"
-        ) from None
-    try:
-        yield
-    finally:
-        os.close(fd)  # the kernel also drops the lock when the process dies, even by SIGKILL
+    return process_lock(
+        f"{db}.fnsearch.lock",
+        f"storage {mask_url(url)} is in use by another fnsearch process; SQLite takes one "
+        "worker at a time - run several workers on PostgreSQL (README: Running on several "
+        "machines), or wait for the other to finish",
+    )
 
 
 class Database:

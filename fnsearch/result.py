@@ -218,6 +218,14 @@ def kernel_smooth(x: np.ndarray, v: np.ndarray, at: np.ndarray, bandwidth: float
     a one-sided slope) a plain average drifts toward where the trials are, moving the minimum.
     """
     at = np.asarray(at, dtype=float)
+    # In blocks of evaluation points: a 10,000-trial study would otherwise need 10^8-cell arrays.
+    step = max(1, (1 << 22) // max(x.size, 1))
+    return np.concatenate(
+        [_local_linear(x, v, at[i : i + step], bandwidth) for i in range(0, at.size, step)]
+    )
+
+
+def _local_linear(x: np.ndarray, v: np.ndarray, at: np.ndarray, bandwidth: float) -> np.ndarray:
     d = x[None, :] - at[:, None]
     k = np.exp(-0.5 * (d / bandwidth) ** 2)
     s0, s1, s2 = k.sum(axis=1), (k * d).sum(axis=1), (k * d * d).sum(axis=1)

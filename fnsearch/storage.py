@@ -42,23 +42,30 @@ LOCK_FILE = ".fnsearch.lock"
 
 
 @contextlib.contextmanager
-def run_folder_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the run folder for this process: its journal is written behind, so two searches on one
-    folder would corrupt the study. The kernel drops the lock when the process dies, even by
-    SIGKILL, so a crash never leaves a stale lock behind."""
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+def process_lock(path: str | os.PathLike[str], busy: str) -> Iterator[None]:
+    """Hold ``path`` (flock) for this process, or raise StorageError(``busy``) if another holds it.
+    The kernel drops the lock when the process dies, even by SIGKILL, so a crash never leaves a
+    stale lock behind."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise StorageError(
-            f"run folder {run_dir} is in use by another fnsearch search; wait for it to finish, "
-            "or use another --out (several workers share a study through --storage URL)"
-        ) from None
+        raise StorageError(busy) from None
     try:
         yield
     finally:
         os.close(fd)
+
+
+def run_folder_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the run folder for this process: its journal is written behind, so two searches on one
+    folder would corrupt the study."""
+    return process_lock(
+        run_dir / LOCK_FILE,
+        f"run folder {run_dir} is in use by another fnsearch search; wait for it to finish, "
+        "or use another --out (several workers share a study through --storage URL)",
+    )
 
 
 def drop_torn_tail(run_dir: Path) -> None:
